@@ -1,0 +1,222 @@
+"""The specification: every kernel of sparsebp in plain NumPy.
+
+`kernels/cpu.py` (Numba) and `kernels/cuda.py` (numba.cuda) export the same names
+with the same arguments; the tests compare them with these functions. Read this
+file first: it is short on purpose, and each function is the definition of what
+the fast versions must compute.
+
+Conventions (the same in every backend)
+- Outputs come first, then inputs, then sizes and scalars. Outputs are filled in
+  place; a kernel returns nothing unless it says so.
+- `W` is `(n_out, n_in)`: one output unit is one contiguous row, so a meProp
+  selection of k units is k rows of W and k rows of dW.
+- `idx` arrays hold int32 unit indices. Per-example selections are `(B, k)`,
+  each row sorted ascending; a unified selection is `(k,)`, sorted ascending.
+- Tie rule of every top-k: larger |value| first; among equal |value|, the lower
+  index wins. The selected set is therefore unique, and so are the results.
+"""
+import numpy as np
+
+name = "numpy"
+
+
+# ---------------------------------------------------------------- arrays
+def empty(shape, dtype=np.float32):
+    return np.empty(shape, dtype)
+
+
+def zeros(shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+def to_device(a):
+    """Host array -> this backend's array (a no-op on the CPU backends)."""
+    return np.ascontiguousarray(a)
+
+
+def to_host(a):
+    """This backend's array -> host ndarray (a no-op on the CPU backends)."""
+    return np.asarray(a)
+
+
+# ---------------------------------------------------------------- selection
+def _topk_one(idx, a, k):
+    """idx: (k,) int32 out; a: (n,) magnitudes. Linear-time select with the tie rule."""
+    n = a.shape[0]
+    t = np.partition(a, n - k)[n - k]            # the k-th largest magnitude
+    above = np.flatnonzero(a > t)                # all of these are in
+    ties = np.flatnonzero(a == t)[: k - above.size]  # lower index first
+    idx[:] = np.sort(np.concatenate([above, ties]))
+
+
+def topk_rows(idx, dy, k):
+    """Per-example top-k by magnitude.
+
+    idx: (B, k) int32 out, each row ascending; dy: (B, n) float; 1 <= k <= n.
+    """
+    for b in range(dy.shape[0]):
+        _topk_one(idx[b], np.abs(dy[b]), k)
+
+
+def topk_unified(idx, dy, k):
+    """One top-k for the whole minibatch, by the column sums of |dy|.
+
+    idx: (k,) int32 out, ascending; dy: (B, n) float; 1 <= k <= n.
+    """
+    _topk_one(idx, np.abs(dy).sum(axis=0), k)
+
+
+def union_rows(idx, n_out):
+    """The rows a per-example selection updates; returns (r,) int32, ascending.
+
+    idx: (B, k) int32, every entry in [0, n_out). The union over the minibatch:
+    dW sums over examples, so a row is updated when any example selected it.
+    """
+    return np.unique(idx).astype(np.int32)
+
+
+def zero_unselected(G, rows):
+    """G[r] = 0 for every row r not in rows. G: (n_rows, n_cols); rows: (r,) int.
+
+    Only the paper code's dense Adam needs this: it updates every row, so the
+    rows meProp did not select must hold a zero gradient, not a stale one.
+    """
+    keep = np.zeros(G.shape[0], bool)
+    keep[rows] = True
+    G[~keep] = 0
+
+
+# ---------------------------------------------------------------- linear layer
+def linear_forward(y, x, W, b):
+    """y = x W^T + b.   y: (B, n_out); x: (B, n_in); W: (n_out, n_in); b: (n_out,)."""
+    np.matmul(x, W.T, out=y)
+    y += b
+
+
+def dense_backward(dx, dW, dy, x, W):
+    """The dense backward of y = x W^T.
+
+    dx: (B, n_in) out = dy W; dW: (n_out, n_in) out = dy^T x; dy: (B, n_out).
+    """
+    np.matmul(dy, W, out=dx)
+    np.matmul(dy.T, x, out=dW)
+
+
+def bias_grad(db, dy):
+    """db: (n_out,) out = sum over the batch of the full (unsparsified) dy: (B, n_out)."""
+    np.sum(dy, axis=0, out=db)
+
+
+def topk_backward(dx, dW, dy, x, W, idx):
+    """meProp backward with a per-example selection, from the k kept entries only.
+
+    dx: (B, n_in) out;  dx[b] = sum_j dy[b, idx[b, j]] * W[idx[b, j]]
+    dW: (n_out, n_in) out; only the rows in the union of idx are written:
+        dW[r] = sum over examples b that selected r of dy[b, r] * x[b].
+        Other rows are left untouched (the optimizer never reads them).
+    dy: (B, n_out); x: (B, n_in); W: (n_out, n_in); idx: (B, k) int32.
+    Cost O(B k n_in): a dense matmul on a zero-filled dy would cost O(B n_out n_in).
+    """
+    rows = np.unique(idx)
+    dW[rows] = 0
+    dx[:] = 0
+    for b in range(dy.shape[0]):
+        sel = idx[b]
+        v = dy[b, sel]                       # (k,) the kept gradient entries
+        dx[b] = v @ W[sel]                   # (k,) @ (k, n_in)
+        dW[sel] += np.outer(v, x[b])         # sel has no repeats within a row
+
+
+def unified_backward(dx, dW, dy, x, W, idx):
+    """meProp backward with one selection for the batch: gather, small GEMMs, scatter.
+
+    dx: (B, n_in) out = dy[:, idx] W[idx];  dW[idx] = dy[:, idx]^T x (other rows
+    untouched); dy: (B, n_out); x: (B, n_in); W: (n_out, n_in); idx: (k,) int32.
+    """
+    dyk = dy[:, idx]                         # (B, k) the gathered columns
+    dx[:] = dyk @ W[idx]
+    dW[idx] = dyk.T @ x
+
+
+# ---------------------------------------------------------------- element-wise
+def relu_forward(y, x):
+    np.maximum(x, 0, out=y)
+
+
+def relu_backward(dx, dy, y):
+    """dx = dy where the output y > 0, else 0.  All (B, n)."""
+    np.multiply(dy, y > 0, out=dx)
+
+
+def tanh_forward(y, x):
+    np.tanh(x, out=y)
+
+
+def tanh_backward(dx, dy, y):
+    """dx = dy (1 - y^2), y the tanh output.  All (B, n)."""
+    np.multiply(dy, 1 - y * y, out=dx)
+
+
+def mul(out, a, m):
+    """out = a * m element-wise (dropout's forward and backward with its mask)."""
+    np.multiply(a, m, out=out)
+
+
+def softmax_xent_forward(probs, logits, labels):
+    """Softmax and the mean cross-entropy; returns the loss as a Python float.
+
+    probs: (B, C) out; logits: (B, C); labels: (B,) int.
+    """
+    z = logits - logits.max(axis=1, keepdims=True)   # shift: exp never overflows
+    e = np.exp(z)
+    probs[:] = e / e.sum(axis=1, keepdims=True)
+    B = logits.shape[0]
+    logp = z[np.arange(B), labels] - np.log(e.sum(axis=1))
+    return float(-logp.mean())
+
+
+def softmax_xent_backward(dlogits, probs, labels):
+    """dlogits: (B, C) out = (probs - onehot(labels)) / B."""
+    B = probs.shape[0]
+    dlogits[:] = probs
+    dlogits[np.arange(B), labels] -= 1
+    dlogits /= B
+
+
+# ---------------------------------------------------------------- optimizers
+# W, G and every state array are 2-D (n_rows, n_cols); a bias is passed as
+# (n, 1). `rows` lists the rows to update (int); every other row of W and of the
+# state stays bit-identical. `clip` > 0 clips each gradient entry to [-clip, clip]
+# first; clip = 0 means no clipping.
+def _clipped(G, rows, clip):
+    g = G[rows]
+    return np.clip(g, -clip, clip) if clip > 0 else g
+
+
+def sgd_rows(W, G, rows, lr, clip):
+    """W[r] -= lr * g[r]."""
+    W[rows] -= lr * _clipped(G, rows, clip)
+
+
+def adagrad_rows(W, H, G, rows, lr, eps, clip):
+    """H[r] += g^2;  W[r] -= lr * g / (sqrt(H[r]) + eps)."""
+    g = _clipped(G, rows, clip)
+    H[rows] += g * g
+    W[rows] -= lr * g / (np.sqrt(H[rows]) + eps)
+
+
+def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
+    """Adam on the selected rows, with a step count per row.
+
+    T: (n_rows,) int64, how many times each row has been updated. The bias
+    correction of a row uses its own count, so a row updated for the 3rd time
+    after 1000 steps is corrected as at step 3, not step 1000.
+    """
+    g = _clipped(G, rows, clip)
+    T[rows] += 1
+    t = T[rows][:, None].astype(np.float64)
+    M[rows] = beta1 * M[rows] + (1 - beta1) * g
+    V[rows] = beta2 * V[rows] + (1 - beta2) * g * g
+    mhat = M[rows] / (1 - beta1 ** t)
+    vhat = V[rows] / (1 - beta2 ** t)
+    W[rows] -= (lr * mhat / (np.sqrt(vhat) + eps)).astype(W.dtype)

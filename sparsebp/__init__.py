@@ -1,0 +1,17 @@
+"""sparsebp: meProp (Sun et al., ICML 2017) in NumPy and Numba, read top to bottom.
+
+The meProp backward is `Linear.backward` in `sparsebp/layers.py`; the kernels it
+calls are specified in `kernels/reference.py`.
+"""
+from .backend import backend_name, rng, seed, set_backend, using
+from .layers import MODES, Dropout, Linear, ReLU, SoftmaxCrossEntropy, Tanh
+from .module import Module, Parameter, Sequential
+from .optim import SGD, AdaGrad, Adam, Optimizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam", "AdaGrad", "Dropout", "Linear", "MODES", "Module", "Optimizer", "Parameter",
+    "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backend_name", "rng",
+    "seed", "set_backend", "using",
+]

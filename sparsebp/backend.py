@@ -1,0 +1,57 @@
+"""Which kernel backend the engine calls, and the seeded random generator.
+
+Both are process-wide, set once before a model is built:
+
+    sb.set_backend("cpu")   # "numpy" (the reference), "cpu" (Numba) or "cuda"
+    sb.seed(1)              # weights, dropout masks and random-k draw from it
+
+Parameters are allocated in the backend's memory when a layer is built, so set
+the backend first, then build the model.
+"""
+import contextlib
+
+import numpy as np
+
+import kernels
+
+_state = {"name": "cpu", "K": None, "rng": np.random.default_rng(0)}
+
+
+def set_backend(name):
+    """Select the kernels every layer and optimizer calls from now on."""
+    if name == "cuda":
+        from . import gpu
+        gpu.require_device()
+    _state["K"] = kernels.get(name)
+    _state["name"] = name
+
+
+def backend_name():
+    return _state["name"]
+
+
+def K():
+    """The current kernel module (kernels.reference, kernels.cpu or kernels.cuda)."""
+    if _state["K"] is None:
+        _state["K"] = kernels.get(_state["name"])
+    return _state["K"]
+
+
+@contextlib.contextmanager
+def using(name):
+    """`with sb.using("numpy"): ...` runs a block on another backend."""
+    old = _state["name"]
+    set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(old)
+
+
+def seed(s):
+    """Reseed the generator that initialisation, dropout and random-k use."""
+    _state["rng"] = np.random.default_rng(s)
+
+
+def rng():
+    return _state["rng"]

@@ -1,0 +1,194 @@
+"""Layers with explicit forward and backward passes, meProp's Linear first.
+
+Every layer keeps in `forward` what its `backward` needs and calls the current
+backend's kernels (`K()`), so the same layer runs on NumPy, Numba or CUDA.
+"""
+import time
+
+import numpy as np
+
+from .backend import K, rng
+from .module import Module, Parameter
+
+MODES = ("dense", "topk", "unified", "random")
+
+
+class Linear(Module):
+    """y = x W^T + b with meProp's sparsified backward.
+
+    Parameters
+    ----------
+    n_in, n_out : sizes; weight is (n_out, n_in) so a unit is a contiguous row.
+    k : units kept per backward; None means dense. Must satisfy 1 <= k <= n_out.
+    mode : "dense"; "topk" (each example keeps the k entries of its dy row of
+        largest |value|, the paper's meProp); "unified" (one set of k units for
+        the minibatch, by the column sums of |dy|: the official GPU code);
+        "random" (k units drawn at random per example: the paper's control).
+    dtype : float32 by default; float64 for gradient checks.
+
+    The bias gets the full, dense dy, as in both official implementations:
+    meProp sparsifies the matrix products only, and db costs O(B n_out) anyway.
+    The initialisation is the official C# code's: normal with standard
+    deviation sqrt(6 / (n_in + n_out)), zero bias.
+    """
+
+    def __init__(self, n_in, n_out, k=None, mode="topk", dtype=np.float32):
+        if mode not in MODES:
+            raise ValueError(f"Linear({n_in}->{n_out}): unknown mode {mode!r}; choose one of {MODES}")
+        if k is None:
+            mode = "dense"
+        elif not (isinstance(k, (int, np.integer)) and 1 <= k <= n_out):
+            raise ValueError(f"Linear({n_in}->{n_out}): k={k!r} is out of range; "
+                             f"need an integer 1 <= k <= n_out = {n_out}")
+        self.n_in, self.n_out, self.k, self.mode = n_in, n_out, k, mode
+        std = np.sqrt(6.0 / (n_in + n_out))
+        W = rng().normal(0.0, std, (n_out, n_in)).astype(dtype)
+        self.weight = Parameter(K().to_device(W))
+        self.bias = Parameter(K().zeros((n_out,), dtype))
+        self.backward_seconds = 0.0   # the paper's "backprop time": this layer's backward
+
+    def __repr__(self):
+        sel = "dense" if self.mode == "dense" else f"{self.mode}, k={self.k}"
+        return f"Linear({self.n_in}->{self.n_out}, {sel})"
+
+    def parameters(self):
+        return [self.weight, self.bias]
+
+    def forward(self, x):
+        """x: (B, n_in) -> y: (B, n_out), both of the weight's dtype."""
+        if len(x.shape) != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"{self!r}: expected input of shape (B, {self.n_in}), got {tuple(x.shape)}")
+        if isinstance(x, np.ndarray):  # host input: the weight's dtype, backend memory
+            x = K().to_device(x.astype(self.weight.data.dtype, copy=False))
+        self.x = x
+        y = K().empty((x.shape[0], self.n_out), x.dtype)
+        K().linear_forward(y, x, self.weight.data, self.bias.data)
+        return y
+
+    def backward(self, dy):
+        """dy: (B, n_out) -> dx: (B, n_in); fills weight.grad (selected rows) and bias.grad.
+
+        This is meProp: select k units, then the two sparse products touch only
+        those k rows of W and of dW.
+        """
+        t0 = time.perf_counter()
+        k_ = K()
+        x, W, dW = self.x, self.weight.data, self.weight.grad
+        dx = k_.empty(x.shape, x.dtype)
+        k_.bias_grad(self.bias.grad, dy)               # full dy, see the class docstring
+        if self.mode == "dense":
+            k_.dense_backward(dx, dW, dy, x, W)
+            self.weight.rows = None
+        elif self.mode == "unified":
+            idx = k_.empty((self.k,), np.int32)        # (k,) one selection for the batch
+            k_.topk_unified(idx, dy, self.k)
+            k_.unified_backward(dx, dW, dy, x, W, idx)
+            self.weight.rows = idx
+        else:
+            idx = self._select_per_example(dy)         # (B, k) one selection per example
+            k_.topk_backward(dx, dW, dy, x, W, idx)
+            self.weight.rows = k_.union_rows(idx, self.n_out)
+        self.backward_seconds += time.perf_counter() - t0
+        return dx
+
+    def _select_per_example(self, dy):
+        B = dy.shape[0]
+        if self.mode == "topk":
+            idx = K().empty((B, self.k), np.int32)
+            K().topk_rows(idx, dy, self.k)
+            return idx
+        # random-k, the control: k distinct units per example, fresh every pass
+        keys = rng().random((B, self.n_out))
+        idx = np.sort(np.argpartition(keys, self.k - 1, axis=1)[:, :self.k], axis=1)
+        return K().to_device(idx.astype(np.int32))
+
+
+class ReLU(Module):
+    """y = max(x, 0); dx = dy where y > 0."""
+
+    def forward(self, x):
+        self.y = K().empty(x.shape, x.dtype)
+        K().relu_forward(self.y, x)
+        return self.y
+
+    def backward(self, dy):
+        dx = K().empty(dy.shape, dy.dtype)
+        K().relu_backward(dx, dy, self.y)
+        return dx
+
+    def __repr__(self):
+        return "ReLU()"
+
+
+class Tanh(Module):
+    """y = tanh(x); dx = dy (1 - y^2)."""
+
+    def forward(self, x):
+        self.y = K().empty(x.shape, x.dtype)
+        K().tanh_forward(self.y, x)
+        return self.y
+
+    def backward(self, dy):
+        dx = K().empty(dy.shape, dy.dtype)
+        K().tanh_backward(dx, dy, self.y)
+        return dx
+
+    def __repr__(self):
+        return "Tanh()"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training each unit is kept with probability 1 - p and
+    scaled by 1 / (1 - p), so evaluation is the identity. The mask is drawn on
+    the host from the seeded generator, so every backend draws the same mask."""
+
+    def __init__(self, p):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p={p!r} must be in [0, 1)")
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self.mask = None
+            return x
+        m = (rng().random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        self.mask = K().to_device(m)
+        y = K().empty(x.shape, x.dtype)
+        K().mul(y, x, self.mask)
+        return y
+
+    def backward(self, dy):
+        if self.mask is None:
+            return dy
+        dx = K().empty(dy.shape, dy.dtype)
+        K().mul(dx, dy, self.mask)
+        return dx
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+class SoftmaxCrossEntropy:
+    """Mean cross-entropy of softmax(logits) against integer labels.
+
+    forward(logits: (B, C), labels: (B,) int) -> loss (float);
+    backward() -> dlogits: (B, C) = (softmax - onehot) / B.
+    """
+
+    def forward(self, logits, labels):
+        B, C = logits.shape
+        y = np.asarray(labels)
+        if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be ({B},) integers, "
+                             f"got shape {y.shape} dtype {y.dtype}")
+        if B and (y.min() < 0 or y.max() >= C):
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {C}), "
+                             f"got values from {y.min()} to {y.max()}")
+        self.labels = K().to_device(y.astype(np.int64))
+        self.probs = K().empty((B, C), logits.dtype)
+        return K().softmax_xent_forward(self.probs, logits, self.labels)
+
+    def backward(self):
+        d = K().empty(self.probs.shape, self.probs.dtype)
+        K().softmax_xent_backward(d, self.probs, self.labels)
+        return d
