@@ -46,6 +46,7 @@ class Linear(Module):
         self.weight = Parameter(K().to_device(W))
         self.bias = Parameter(K().zeros((n_out,), dtype))
         self.backward_seconds = 0.0   # the paper's "backprop time": this layer's backward
+        self.selected = None          # the last backward's selection: (B, k), (k,) or None
 
     def __repr__(self):
         sel = "dense" if self.mode == "dense" else f"{self.mode}, k={self.k}"
@@ -79,15 +80,18 @@ class Linear(Module):
         if self.mode == "dense":
             k_.dense_backward(dx, dW, dy, x, W)
             self.weight.rows = None
+            self.selected = None
         elif self.mode == "unified":
             idx = k_.empty((self.k,), np.int32)        # (k,) one selection for the batch
             k_.topk_unified(idx, dy, self.k)
             k_.unified_backward(dx, dW, dy, x, W, idx)
             self.weight.rows = idx
+            self.selected = idx
         else:
             idx = self._select_per_example(dy)         # (B, k) one selection per example
             k_.topk_backward(dx, dW, dy, x, W, idx)
             self.weight.rows = k_.union_rows(idx, self.n_out)
+            self.selected = idx
         self.backward_seconds += time.perf_counter() - t0
         return dx
 

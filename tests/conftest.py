@@ -1,0 +1,29 @@
+"""Shared test helpers: one tolerance rule, the CPU backends as a fixture."""
+import numpy as np
+import pytest
+
+import kernels
+
+
+def assert_close(out, ref, atol=1e-5, rtol=1e-5):
+    """|out - ref| <= atol + rtol |ref| everywhere, with the worst entry in the message."""
+    out, ref = np.asarray(out), np.asarray(ref)
+    assert out.shape == ref.shape, f"shape {out.shape} != {ref.shape}"
+    err = np.abs(out.astype(np.float64) - ref) - (atol + rtol * np.abs(ref))
+    if err.size and err.max() > 0:
+        i = np.unravel_index(np.argmax(err), err.shape)
+        raise AssertionError(f"mismatch at {i}: got {out[i]!r}, expected {ref[i]!r} "
+                             f"(atol={atol}, rtol={rtol})")
+
+
+@pytest.fixture(params=["numpy", "cpu"])
+def backend(request):
+    """The name of each CPU backend; the CUDA backend has its own file (simulator)."""
+    import sparsebp as sb
+    with sb.using(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def ref():
+    return kernels.get("numpy")

@@ -1,0 +1,137 @@
+"""Optimizers touch only the selected rows; with all rows selected they are dense."""
+import numpy as np
+import pytest
+
+import sparsebp as sb
+from conftest import assert_close
+
+
+def _mlp(mode, k, dtype=np.float32):
+    return sb.Sequential(sb.Linear(12, 16, k=k, mode=mode, dtype=dtype), sb.ReLU(),
+                         sb.Linear(16, 16, k=k, mode=mode, dtype=dtype), sb.ReLU(),
+                         sb.Linear(16, 4, dtype=dtype))
+
+
+def _batch(seed=0, B=3):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((B, 12)).astype(np.float32), rng.integers(0, 4, B)
+
+
+def _step(model, opt, x, y):
+    lf = sb.SoftmaxCrossEntropy()
+    loss = lf.forward(model.forward(x), y)
+    model.backward(lf.backward())
+    opt.step()
+    return loss
+
+
+OPTS = [lambda ps: sb.SGD(ps, lr=0.1), lambda ps: sb.AdaGrad(ps, lr=0.1),
+        lambda ps: sb.Adam(ps, lr=1e-2), lambda ps: sb.Adam(ps, lr=1e-2, clip=0.01)]
+
+
+@pytest.mark.parametrize("make_opt", OPTS, ids=["sgd", "adagrad", "adam", "adam-clip"])
+@pytest.mark.parametrize("mode", ["topk", "unified", "random"])
+def test_unselected_rows_and_state_stay_bit_identical(backend, make_opt, mode):
+    sb.seed(0)
+    model = _mlp(mode, 3)
+    opt = make_opt(model.parameters())
+    x, y = _batch(1, B=2)
+    _step(model, opt, x, y)                    # fill the state with something non-zero
+    before = [p.data.copy() for p in model.parameters()]
+    state = [{n: a.copy() for n, a in st.items()} for st in opt.state]
+    _step(model, opt, *_batch(2, B=2))
+    for p, old, st, st_old in zip(model.parameters(), before, opt.state, state):
+        if p.rows is None:
+            continue
+        assert len(p.rows) < p.shape[0]       # meProp selected a strict subset
+        others = np.setdiff1d(np.arange(p.shape[0]), p.rows)
+        assert np.array_equal(p.data[others], old[others])
+        if mode != "random":                  # random-k may pick units whose dy is 0
+            assert not np.array_equal(p.data[p.rows], old[p.rows])
+        for n in st:
+            assert np.array_equal(st[n][others], st_old[n][others]), n
+
+
+@pytest.mark.parametrize("make_opt", OPTS, ids=["sgd", "adagrad", "adam", "adam-clip"])
+@pytest.mark.parametrize("mode", ["topk", "unified"])
+def test_all_rows_selected_equals_dense(backend, make_opt, mode):
+    weights = []
+    for m, k in [("dense", None), (mode, 16)]:
+        sb.seed(0)
+        model = _mlp(m, k)
+        opt = make_opt(model.parameters())
+        for s in range(3):
+            _step(model, opt, *_batch(s))
+        weights.append([p.data.copy() for p in model.parameters()])
+    for a, b in zip(*weights):
+        assert_close(a, b, 1e-6, 1e-5)
+
+
+def test_dense_adam_moves_unselected_rows_with_momentum(backend):
+    sb.seed(0)
+    model = _mlp("topk", 2)
+    opt = sb.Adam(model.parameters(), lr=1e-2, lazy=False)
+    _step(model, opt, *_batch(0, B=1))
+    W = model.layers[0].weight
+    before = W.data.copy()
+    _step(model, opt, *_batch(1, B=1))
+    others = np.setdiff1d(np.arange(16), W.rows)
+    # a zero gradient, but the first step's momentum still moves the rows it had touched
+    assert not np.array_equal(W.data[others], before[others])
+    assert (opt.state[0]["T"] == 2).all()      # every row counted every step
+
+
+def test_dense_adam_equals_adam_on_a_zero_filled_gradient(backend):
+    # lazy=False is exactly Adam on the dense gradient with zeros in the unselected rows
+    sb.seed(0)
+    model = _mlp("topk", 2)
+    sb.seed(0)
+    twin = _mlp("dense", None)
+    opt = sb.Adam(model.parameters(), lr=1e-2, lazy=False)
+    M = [np.zeros(p.shape) for p in twin.parameters()]
+    V = [np.zeros(p.shape) for p in twin.parameters()]
+    for t in range(1, 4):
+        x, y = _batch(t, B=2)
+        _step(model, opt, x, y)
+        for i, (p, q) in enumerate(zip(model.parameters(), twin.parameters())):
+            g = p.dense_grad().astype(np.float64)
+            M[i] = 0.9 * M[i] + 0.1 * g
+            V[i] = 0.999 * V[i] + 0.001 * g * g
+            q.data -= (1e-2 * (M[i] / (1 - 0.9 ** t)) /
+                       (np.sqrt(V[i] / (1 - 0.999 ** t)) + 1e-8)).astype(np.float32)
+    for p, q in zip(model.parameters(), twin.parameters()):
+        assert_close(p.data, q.data, 1e-5, 1e-4)
+
+
+def test_rows_updated_counts_the_union():
+    sb.seed(0)
+    model = _mlp("topk", 2)
+    opt = sb.SGD(model.parameters(), lr=0.1)
+    _step(model, opt, *_batch(0, B=1))
+    done, total = opt.rows_updated()
+    # per example k=2 rows in each hidden weight; biases and the output layer are dense
+    assert (done, total) == (2 + 16 + 2 + 16 + 4 + 4, 16 * 4 + 4 * 2)
+
+
+def test_seeded_training_is_reproducible(backend):
+    runs = []
+    for _ in range(2):
+        sb.seed(42)
+        model = sb.Sequential(sb.Linear(12, 16, k=3, mode="random"), sb.Dropout(0.2), sb.ReLU(),
+                              sb.Linear(16, 4))
+        opt = sb.Adam(model.parameters())
+        losses = [_step(model, opt, *_batch(s)) for s in range(4)]
+        runs.append((losses, [p.data.copy() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        assert np.array_equal(a, b)
+
+
+def test_optimizer_rejects_bad_settings():
+    ps = sb.Linear(2, 2).parameters()
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        sb.SGD(ps, lr=0)
+    with pytest.raises(ValueError, match="clip must be >= 0"):
+        sb.Adam(ps, clip=-1)
+    with pytest.raises(ValueError, match="got no parameters"):
+        sb.Adam([])
