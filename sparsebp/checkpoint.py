@@ -24,11 +24,15 @@ def save(ckpt_dir, model, opt, results):
     arrays["results"] = np.array(json.dumps(results))
     path = os.path.join(ckpt_dir, FILE)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):                # a failed write leaves no debris
+            os.remove(tmp)
 
 
 def load(ckpt_dir, model, opt, cfg):

@@ -1,0 +1,138 @@
+"""End to end: the CLI, results JSON, checkpoints and resume, a short MNIST training."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import sparsebp as sb
+from sparsebp import checkpoint, cli
+from sparsebp import train as T
+from sparsebp.data import load_mnist
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+def _small(mnist, n=1000):
+    """n training examples, the first 1000 dev and test examples: quick to evaluate."""
+    return type(mnist)(mnist.train_x[:n], mnist.train_y[:n], mnist.dev_x[:1000],
+                       mnist.dev_y[:1000], mnist.test_x[:1000], mnist.test_y[:1000])
+
+
+def test_short_training_reaches_stated_accuracy(mnist):
+    # 5,000 examples, one epoch of meProp (top-k, k = 20, AdaGrad as in the paper):
+    # measured 91.6% dev accuracy here; 88% leaves room for other BLAS/CPU rounding
+    cfg = T.Config(mode="topk", k=20, epochs=1, optimizer="adagrad", lr=0.1)
+    res = T.run(cfg, mnist.head(5000), progress=False, log=lambda s: None)
+    assert res["best"]["dev_acc"] >= 0.88, res["best"]
+
+
+def test_cli_writes_results_json(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    rc = cli.main(["train", "mnist", "--limit", "500", "--epochs", "2", "--hidden", "32",
+                   "--k", "4", "--out", str(out), "--no-progress", "--seed", "3"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "epoch   2" in printed and "rows updated" in printed and "best dev epoch" in printed
+    r = json.loads(out.read_text())
+    assert r["config"]["k"] == 4 and r["config"]["lr"] == 1e-3 and r["config"]["batch_size"] == 10
+    assert [e["epoch"] for e in r["epochs"]] == [1, 2]
+    for e in r["epochs"]:
+        assert {"epoch", "train_loss", "dev_acc", "test_acc", "forward_s", "backward_s",
+                "update_s"} <= set(e)
+        assert 0 <= e["dev_acc"] <= 1 and 0 <= e["test_acc"] <= 1
+        assert 0 < e["rows_frac"] < 1            # meProp: a strict subset of rows per step
+    best = max(r["epochs"], key=lambda e: e["dev_acc"])
+    assert r["best"] == {k: best[k] for k in ("epoch", "dev_acc", "test_acc")}
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--k", "0"], "--k must be in [1, --hidden = 500]"),
+    (["--k", "501"], "--k must be in [1, --hidden = 500]"),
+    (["--batch-size", "0"], "--batch-size must be >= 1"),
+    (["--dropout", "1"], "--dropout must be in [0, 1)"),
+    (["--resume"], "--resume needs --checkpoint DIR"),
+    (["--lr", "-1"], "--lr must be > 0"),
+])
+def test_cli_rejects_bad_arguments(argv, msg, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "mnist", *argv])
+    assert e.value.code == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_cli_reports_a_bad_data_dir(tmp_path, capsys):
+    rc = cli.main(["train", "mnist", "--data", str(tmp_path), "--no-progress", "--out", str(tmp_path / "r.json")])
+    assert rc == 1
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+
+
+def test_cli_reports_missing_gpu(capsys, monkeypatch):
+    from sparsebp import gpu
+
+    def no_device():
+        raise gpu.NoCudaDevice("no CUDA device found; use --backend cpu")
+    monkeypatch.setattr(gpu, "require_device", no_device)
+    rc = cli.main(["train", "mnist", "--backend", "cuda", "--no-progress"])
+    assert rc == 1
+    assert "no CUDA device found; use --backend cpu" in capsys.readouterr().err
+
+
+def _weights(ckpt_dir):
+    with np.load(os.path.join(ckpt_dir, checkpoint.FILE)) as z:
+        return {n: z[n] for n in z.files if n.startswith(("param.", "opt."))}
+
+
+def test_resume_equals_an_uninterrupted_run(mnist, tmp_path):
+    # random-k and dropout draw from the generator: resume must restore it too
+    data = _small(mnist, 600)
+    cfg = T.Config(mode="random", k=5, hidden=24, dropout=0.2, epochs=3, seed=7)
+    quiet = dict(progress=False, log=lambda s: None)
+    full = T.run(cfg, data, ckpt_dir=str(tmp_path / "a"), **quiet)
+    part = T.run(T.Config(**{**vars(cfg), "epochs": 1}), data, ckpt_dir=str(tmp_path / "b"), **quiet)
+    assert len(part["epochs"]) == 1
+    resumed = T.run(cfg, data, ckpt_dir=str(tmp_path / "b"), resume=True, **quiet)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for n in a:
+        assert np.array_equal(a[n], b[n]), n
+    strip = lambda r: [{k: v for k, v in e.items() if not k.endswith("_s")} for e in r["epochs"]]  # noqa: E731
+    assert strip(resumed) == strip(full)
+
+
+def test_resume_refuses_other_settings_and_missing_checkpoint(mnist, tmp_path):
+    data = _small(mnist, 200)
+    quiet = dict(progress=False, log=lambda s: None)
+    T.run(T.Config(hidden=16, k=4, epochs=1), data, ckpt_dir=str(tmp_path), **quiet)
+    with pytest.raises(ValueError, match="k=4 there, 3 here"):
+        T.run(T.Config(hidden=16, k=3, epochs=2), data, ckpt_dir=str(tmp_path), resume=True, **quiet)
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        T.run(T.Config(), data, ckpt_dir=str(tmp_path / "none"), resume=True, **quiet)
+
+
+def test_checkpoint_write_is_atomic(mnist, tmp_path, monkeypatch):
+    data = _small(mnist, 200)
+    quiet = dict(progress=False, log=lambda s: None)
+    T.run(T.Config(hidden=16, k=4, epochs=1), data, ckpt_dir=str(tmp_path), **quiet)
+    before = (tmp_path / checkpoint.FILE).read_bytes()
+
+    def crash(*a, **k):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError):
+        T.run(T.Config(hidden=16, k=4, epochs=1, seed=2), data, ckpt_dir=str(tmp_path), **quiet)
+    assert (tmp_path / checkpoint.FILE).read_bytes() == before   # the old one, whole
+    assert os.listdir(tmp_path) == [checkpoint.FILE]             # and no temporary file
+
+
+def test_divergence_is_reported_not_hidden(mnist):
+    sb.seed(0)
+    cfg = T.Config(mode="dense", hidden=8, optimizer="sgd", lr=1e30, clip=0)
+    model = T.build_mlp(784, 10, cfg)
+    opt = T.build_optimizer(model.parameters(), cfg)
+    with pytest.raises(FloatingPointError, match="training diverged"):
+        with np.errstate(all="ignore"):
+            T.train_epoch(model, opt, mnist.train_x[:200], mnist.train_y[:200], 10)
