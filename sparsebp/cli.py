@@ -38,7 +38,29 @@ def _parser():
     t.add_argument("--checkpoint", default=None, metavar="DIR", help="save a checkpoint here after each epoch")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
+    r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
     return p
+
+
+def report(files):
+    """Best dev/test and summed times per run; time ratios against the first file."""
+    import json
+    runs = [json.load(open(f)) for f in files]
+    tot = [{k: sum(e[k] for e in r["epochs"]) for k in ("forward_s", "linear_backward_s", "update_s")}
+           for r in runs]
+    lines = ["| run | epochs | best dev epoch | dev acc | test acc | forward s | linear backward s "
+             "(speed-up) | update s | rows updated |", "|" + " --- |" * 9]
+    for f, r, t in zip(files, runs, tot):
+        c, b = r["config"], r["best"]
+        name = c["mode"] + ("" if c["mode"] == "dense" else f" k={c['k']}") + f", {c['optimizer']}" + (", dense Adam" if c.get("dense_adam") else "")
+        name += f", batch {c['batch_size']}" + (f", dropout {c['dropout']}" if c["dropout"] else "")
+        rows = sum(e["rows_frac"] for e in r["epochs"]) / len(r["epochs"])
+        ratio = tot[0]["linear_backward_s"] / t["linear_backward_s"]
+        lines.append(f"| {name} | {len(r['epochs'])} | {b['epoch']} | {100 * b['dev_acc']:.2f} | "
+                     f"{100 * b['test_acc']:.2f} | {t['forward_s']:.1f} | "
+                     f"{t['linear_backward_s']:.1f} ({ratio:.1f}x) | {t['update_s']:.1f} | {100 * rows:.1f}% |")
+    return "\n".join(lines)
 
 
 def _validate(a):
@@ -54,6 +76,9 @@ def _validate(a):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    if args.command == "report":
+        print(report(args.files))
+        return 0
     errors = _validate(args)
     if errors:
         _parser().error("; ".join(errors))

@@ -136,3 +136,17 @@ def test_divergence_is_reported_not_hidden(mnist):
     with pytest.raises(FloatingPointError, match="training diverged"):
         with np.errstate(all="ignore"):
             T.train_epoch(model, opt, mnist.train_x[:200], mnist.train_y[:200], 10)
+
+
+def test_report_table(tmp_path, capsys):
+    files = []
+    for mode in ("dense", "topk"):
+        out = tmp_path / f"{mode}.json"
+        assert cli.main(["train", "mnist", "--limit", "300", "--epochs", "1", "--hidden", "16", "--k", "4",
+                         "--mode", mode, "--out", str(out), "--no-progress"]) == 0
+        files.append(str(out))
+    capsys.readouterr()
+    assert cli.main(["report", *files]) == 0
+    table = capsys.readouterr().out.strip().splitlines()
+    assert len(table) == 4 and table[2].startswith("| dense, adam") and "(1.0x)" in table[2]
+    assert table[3].startswith("| topk k=4, adam, batch 10")
