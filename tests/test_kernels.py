@@ -239,3 +239,41 @@ def test_cpu_exports_every_reference_name():
     public = {n for n in dir(R) if not n.startswith("_") and callable(getattr(R, n))} - {"np"}
     missing = sorted(n for n in public if not hasattr(C, n))
     assert not missing, f"kernels.cpu lacks {missing}"
+
+
+def test_cpu_kernels_run_as_plain_python_without_jit():
+    # NUMBA_DISABLE_JIT=1 turns every @njit into plain Python (for pdb and coverage);
+    # it must be set before numba is imported, so this runs in a fresh interpreter.
+    import os
+    import subprocess
+    import sys
+    code = """
+import json, numpy as np, kernels
+R, C = kernels.get("numpy"), kernels.get("cpu")
+assert not hasattr(C.topk_rows, "py_func"), "the JIT is still on"
+rng = np.random.default_rng(0)
+dy, x, W = rng.standard_normal((3, 9)), rng.standard_normal((3, 5)), rng.standard_normal((9, 5))
+for impl in (R, C):
+    idx = np.empty((3, 4), np.int32); impl.topk_rows(idx, dy, 4)
+    u = np.empty(4, np.int32); impl.topk_unified(u, dy, 4)
+    dx, dW = np.empty((3, 5)), np.zeros((9, 5))
+    impl.topk_backward(dx, dW, dy, x, W, idx)
+    dx2, dW2 = np.empty((3, 5)), np.zeros((9, 5))
+    impl.unified_backward(dx2, dW2, dy, x, W, u)
+    w, m, v, t = W.copy(), np.zeros_like(W), np.zeros_like(W), np.zeros(9, np.int64)
+    rows = impl.union_rows(idx, 9)
+    impl.adam_rows(w, m, v, t, dW, rows, 1e-3, 0.9, 0.999, 1e-8, 5.0)
+    impl.adagrad_rows(w, m, dW, rows, 0.1, 1e-6, 0.0)
+    impl.sgd_rows(w, dW, rows, 0.1, 0.0)
+    print(json.dumps([idx.tolist(), u.tolist(), rows.tolist(), dx.tolist(), dx2.tolist(), w.tolist()]))
+"""
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    import json
+    ref, cpu = (json.loads(line) for line in out.stdout.strip().splitlines())
+    assert ref[:3] == cpu[:3]                              # the selections, exactly
+    for a, b in zip(ref[3:], cpu[3:]):
+        assert_close(np.array(b), np.array(a), 1e-12, 1e-12)
