@@ -27,6 +27,8 @@ def _parser():
     t.add_argument("--dense-adam", action="store_true",
                    help="the paper code's Adam: update every row every step (default: lazy, selected rows only)")
     t.add_argument("--dropout", type=float, default=d.dropout)
+    t.add_argument("--activation", choices=["relu", "tanh"], default=d.activation,
+                   help="hidden activation (the paper's MNIST MLP: relu)")
     t.add_argument("--seed", type=int, default=d.seed)
     t.add_argument("--backend", choices=["cpu", "numpy", "cuda"], default=d.backend,
                    help="cpu: Numba kernels; numpy: the plain reference; cuda: a GPU")
@@ -85,7 +87,7 @@ def main(argv=None):
     cfg = T.Config(task=args.task, k=args.k, mode=args.mode, hidden=args.hidden, layers=args.layers,
                    batch_size=args.batch_size, epochs=args.epochs, optimizer=args.optimizer,
                    lr=args.lr if args.lr is not None else T.DEFAULT_LR[args.optimizer],
-                   clip=args.clip, dense_adam=args.dense_adam, dropout=args.dropout, seed=args.seed,
+                   clip=args.clip, dense_adam=args.dense_adam, dropout=args.dropout, seed=args.seed, activation=args.activation,
                    backend=args.backend, data=args.data or "", limit=args.limit)
     out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.mode}-k{cfg.k}-seed{cfg.seed}.json")
     try:

@@ -10,7 +10,7 @@ import numpy as np
 
 from . import checkpoint
 from .backend import K, rng
-from .layers import Dropout, Linear, ReLU, SoftmaxCrossEntropy
+from .layers import Dropout, Linear, ReLU, SoftmaxCrossEntropy, Tanh
 from .module import Sequential
 from .optim import SGD, AdaGrad, Adam
 
@@ -32,6 +32,7 @@ class Config:
     clip: float = 5.0
     dense_adam: bool = False
     dropout: float = 0.0
+    activation: str = "relu"
     seed: int = 1
     backend: str = "cpu"
     data: str = ""
@@ -43,9 +44,10 @@ def build_mlp(n_in, n_out, cfg):
     """cfg.layers hidden layers of cfg.hidden units, meProp on each; the output
     layer stays dense, as in the paper's code."""
     k = None if cfg.mode == "dense" else cfg.k
+    act = {"relu": ReLU, "tanh": Tanh}[cfg.activation]
     layers, width = [], n_in
     for _ in range(cfg.layers):
-        layers += [Linear(width, cfg.hidden, k=k, mode=cfg.mode), ReLU()]
+        layers += [Linear(width, cfg.hidden, k=k, mode=cfg.mode), act()]
         if cfg.dropout > 0:
             layers.append(Dropout(cfg.dropout))
         width = cfg.hidden

@@ -150,3 +150,13 @@ def test_report_table(tmp_path, capsys):
     table = capsys.readouterr().out.strip().splitlines()
     assert len(table) == 4 and table[2].startswith("| dense, adam") and "(1.0x)" in table[2]
     assert table[3].startswith("| topk k=4, adam, batch 10")
+
+
+def test_build_mlp_follows_the_config():
+    cfg = T.Config(mode="unified", k=3, hidden=8, layers=3, dropout=0.1, activation="tanh")
+    model = T.build_mlp(5, 4, cfg)
+    kinds = [type(m).__name__ for m in model.layers]
+    assert kinds == ["Linear", "Tanh", "Dropout"] * 3 + ["Linear"]
+    lin = [m for m in model.layers if isinstance(m, sb.Linear)]
+    assert [(m.mode, m.k) for m in lin] == [("unified", 3)] * 3 + [("dense", None)]
+    assert (lin[0].n_in, lin[-1].n_out) == (5, 4)
