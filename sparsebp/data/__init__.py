@@ -1,4 +1,6 @@
-"""Data loaders: MNIST-layout IDX files."""
-from .mnist import FILES, IDXError, MNIST_SHA256, Split, default_mnist_dir, load_mnist, read_idx
+"""Data loaders: MNIST and other data sets in its four-file IDX layout."""
+from .mnist import (FILES, MNIST_SHA256, IDXError, Split, default_mnist_dir, load_idx_set,
+                    load_mnist, read_idx)
 
-__all__ = ["FILES", "IDXError", "MNIST_SHA256", "Split", "default_mnist_dir", "load_mnist", "read_idx"]
+__all__ = ["FILES", "IDXError", "MNIST_SHA256", "Split", "default_mnist_dir", "load_idx_set",
+           "load_mnist", "read_idx"]
