@@ -37,6 +37,14 @@ def K():
     return _state["K"]
 
 
+def synchronize():
+    """Wait until the backend's queued work is done: GPU kernels run asynchronously,
+    so a timer must wait for them. A no-op on the CPU backends."""
+    sync = getattr(K(), "synchronize", None)
+    if sync is not None:
+        sync()
+
+
 @contextlib.contextmanager
 def using(name):
     """`with sb.using("numpy"): ...` runs a block on another backend."""

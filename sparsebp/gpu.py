@@ -6,7 +6,11 @@ class NoCudaDevice(RuntimeError):
 
 
 def require_device():
-    """Raise NoCudaDevice with advice, never a stack trace from inside Numba."""
+    """Raise NoCudaDevice with advice, never a stack trace from inside Numba.
+
+    Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, as the tests set it)
+    `cuda.is_available()` is True, so the cuda backend runs without a GPU.
+    """
     try:
         from numba import cuda
     except ImportError as e:

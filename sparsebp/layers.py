@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from .backend import K, rng
+from .backend import K, rng, synchronize
 from .module import Module, Parameter
 
 MODES = ("dense", "topk", "unified", "random")
@@ -72,6 +72,7 @@ class Linear(Module):
         This is meProp: select k units, then the two sparse products touch only
         those k rows of W and of dW.
         """
+        synchronize()                                  # on a GPU: time this layer's work only
         t0 = time.perf_counter()
         k_ = K()
         x, W, dW = self.x, self.weight.data, self.weight.grad
@@ -92,6 +93,7 @@ class Linear(Module):
             k_.topk_backward(dx, dW, dy, x, W, idx)
             self.weight.rows = k_.union_rows(idx, self.n_out)
             self.selected = idx
+        synchronize()
         self.backward_seconds += time.perf_counter() - t0
         return dx
 

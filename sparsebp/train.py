@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import checkpoint
-from .backend import K, rng
+from .backend import K, rng, synchronize
 from .layers import Dropout, Linear, ReLU, SoftmaxCrossEntropy, Tanh
 from .module import Sequential
 from .optim import SGD, AdaGrad, Adam
@@ -65,13 +65,6 @@ def build_optimizer(params, cfg):
     raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam, adagrad or sgd")
 
 
-def _sync():
-    """Wait for queued device work, so a timer measures the work, not the launch."""
-    sync = getattr(K(), "synchronize", None)
-    if sync is not None:
-        sync()
-
-
 def accuracy(model, x, y, batch=1000):
     """Fraction of x: (N, d) classified as y: (N,), in eval mode."""
     model.eval()
@@ -103,13 +96,13 @@ def train_epoch(model, opt, x, y, batch_size, progress=None):
         xb, yb = x[sel], y[sel]
         t0 = time.perf_counter()
         loss = loss_fn.forward(model.forward(xb), yb)
-        _sync()
+        synchronize()                          # a GPU timer must wait for the work
         t1 = time.perf_counter()
         model.backward(loss_fn.backward())
-        _sync()
+        synchronize()
         t2 = time.perf_counter()
         opt.step()
-        _sync()
+        synchronize()
         t3 = time.perf_counter()
         if not math.isfinite(loss):
             raise FloatingPointError(f"training diverged at step {steps}: the loss is {loss}; "

@@ -1,8 +1,15 @@
 """Shared test helpers: one tolerance rule, the CPU backends as a fixture."""
-import numpy as np
-import pytest
+import os
 
-import kernels
+# CI has no GPU: the CUDA kernels run in Numba's simulator, which must be chosen
+# before numba.cuda is first imported. SPARSEBP_REAL_GPU=1 runs them on a GPU.
+if os.environ.get("SPARSEBP_REAL_GPU") != "1":
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import kernels  # noqa: E402
 
 
 def assert_close(out, ref, atol=1e-5, rtol=1e-5):

@@ -1,0 +1,389 @@
+"""numba.cuda GPU kernels: the same names and arguments as `kernels/reference.py`.
+
+Arrays are numba device arrays, so a whole training step stays on the device.
+The host sees only the loss (B numbers) and, for a per-example selection, the
+size of the union of rows (one number). Inputs may be host arrays (any layout):
+they are copied to the device first.
+
+Where things are
+- here: the arrays, the selections' host side, the sparse backward products,
+  the element-wise layers and the loss;
+- `kernels/cuda_select.py`: the block-wide radix select behind `topk_rows` and
+  `topk_unified`, the column sums, the union of rows;
+- `kernels/cuda_gemm.py`: the tiled GEMM (forward, dense and unified backward),
+  and `set_gemm("cublas")` to use cuBLAS through CuPy for the dense products;
+- `kernels/cuda_optim.py`: the row-sparse SGD, AdaGrad and Adam.
+
+Every hot kernel is compiled for the arrays' own float type, so a float32 model
+does float32 arithmetic (full rate on every GPU) and a float64 one, float64.
+Scratch buffers of the selections and the loss are kept between calls
+(`_scratch`): no cudaMalloc inside a training step but the layers' outputs.
+
+No kernel uses warp shuffles or ballots: block-wide reductions and scans go
+through shared memory and `syncthreads`, so Numba's CUDA simulator
+(`NUMBA_ENABLE_CUDASIM=1`, what CI runs) executes exactly the code a GPU runs,
+only with smaller blocks and tiles (8 threads instead of 256, 8 x 8 GEMM tiles
+instead of 64 x 64: the simulator runs each thread as a Python thread).
+
+Launches of one Linear backward (numba GEMM; with cuBLAS, dense is 1 + 2 calls)
+    dense    2   bias, GEMM pair (dx and dW in one launch)
+    unified  3   bias, column sums + select (one launch), gathered GEMM pair
+    topk     4   bias, select, sparse dx + dW (one launch), union of rows
+                 (the union's size, 4 bytes, is copied to the host: one sync)
+"""
+import math
+import warnings
+
+import numpy as np
+
+# numba-cuda releases older than NumPy 2.5 register an overload of np.row_stack
+# (which NumPy 2.5 removed) when they compile a first kernel; seen on a GPU
+# machine with numba-cuda from before 2.5 and NumPy 2.5.2. The old alias suffices.
+if not hasattr(np, "row_stack"):
+    np.row_stack = np.vstack
+
+from numba import cuda  # noqa: E402
+
+from . import cuda_select as S
+from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
+                        cublas_linear_forward, gemm, gemm_name, set_gemm)
+from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
+
+name = "cuda"
+THREADS = S.THREADS
+# A one-block union or a small layer's grid is small on purpose; Numba would warn each time.
+warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result in GPU under-utilization")
+
+
+def _blocks(n, threads=THREADS):
+    return max(1, math.ceil(n / threads))
+
+
+_typed_kernels = {}
+
+
+def _typed(make, dtype):
+    """make(f) for the float type f of dtype, built once: a kernel whose constants
+    and accumulators are of the arrays' own type (float32 math on float32 data)."""
+    key = (make, np.dtype(dtype))
+    if key not in _typed_kernels:
+        _typed_kernels[key] = make(np.dtype(dtype).type)
+    return _typed_kernels[key]
+
+
+# ---------------------------------------------------------------- arrays
+def _on_device(a):
+    return hasattr(a, "copy_to_host")
+
+
+def empty(shape, dtype=np.float32):
+    return cuda.device_array(shape, dtype)
+
+
+def zeros(shape, dtype=np.float32):
+    return cuda.to_device(np.zeros(shape, dtype))
+
+
+def to_device(a):
+    """Host array -> contiguous device array; a device array is returned as is."""
+    return a if _on_device(a) else cuda.to_device(np.ascontiguousarray(a))
+
+
+def to_host(a):
+    """Device array -> host ndarray (a copy); a host array is returned as is."""
+    return a.copy_to_host() if _on_device(a) else np.asarray(a)
+
+
+def synchronize():
+    """Wait for every queued kernel (timers call this; kernels launch asynchronously)."""
+    cuda.synchronize()
+
+
+_scratch_bufs = {}
+
+
+def _scratch(name, shape, dtype, zero=False):
+    """A device buffer kept between calls, one per (name, shape, dtype).
+
+    Every kernel runs in order on the default stream, so a call's use of a
+    buffer starts after the previous call's has ended: reusing it spares the hot
+    kernels a cudaMalloc per call (and numba's deferred frees, which can stall).
+    zero: filled with zeros when first made (the kernels keep it so).
+    """
+    key = (name, shape, np.dtype(dtype))
+    if key not in _scratch_bufs:
+        _scratch_bufs[key] = (cuda.to_device(np.zeros(shape, dtype)) if zero
+                              else cuda.device_array(shape, dtype))
+    return _scratch_bufs[key]
+
+
+def _mask(key_bits):
+    return np.int64((1 << (key_bits - 1)) - 1)       # every bit but the sign
+
+
+# ---------------------------------------------------------------- selection
+def topk_rows(idx, dy, k):
+    """idx: (B, k) int32 out, rows ascending; dy: (B, n) float32/64.
+
+    One block per row runs a radix select on the bit patterns of |dy| (see
+    cuda_select.py): at most 4 passes over a float32 row, no sort, no float
+    compares, the tie rule by construction. One launch.
+    """
+    dy = to_device(dy)
+    bits = dy.dtype.itemsize * 8                   # device arrays have no .itemsize
+    keys = dy.view(np.int32 if bits == 32 else np.int64)
+    S.topk_rows_kernel[dy.shape[0], THREADS](idx, keys, k, _mask(bits), bits)
+
+
+def topk_unified(idx, dy, k):
+    """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| (float64), then
+    the radix select, in one launch: the block that finishes last selects."""
+    dy = to_device(dy)
+    n = dy.shape[1]
+    counter = _scratch("unified_counter", (1,), np.int32, zero=True)
+    s = _scratch("unified_sums", (1, n), np.float64)
+    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](
+        idx.reshape(1, k), s, s.view(np.int64), counter, dy, k, _mask(64))
+
+
+def union_rows(idx, n_out):
+    """(r,) int32 device array, ascending: the rows any example selected. One block
+    marks and compacts; the count comes to the host (a sync) to size the result."""
+    rows = cuda.device_array(n_out, np.int32)          # new: the caller keeps it
+    count = _scratch("union_count", (1,), np.int32)
+    mark = _scratch("union_mark", (n_out,), np.int32)
+    S.union_kernel[1, THREADS](rows, count, mark, to_device(idx))
+    return rows[:int(count.copy_to_host()[0])]
+
+
+@cuda.jit(device=True)
+def _has(sorted_row, n, r):
+    """Whether r is among sorted_row[0:n] (ascending): binary search."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sorted_row[mid] < r:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < n and sorted_row[lo] == r
+
+
+@cuda.jit
+def _zero_unselected(G, rows):
+    """One block per row of G: zero it unless it is in rows (ascending)."""
+    r = cuda.blockIdx.x
+    if not _has(rows, rows.shape[0], r):
+        for i in range(cuda.threadIdx.x, G.shape[1], cuda.blockDim.x):
+            G[r, i] = 0
+
+
+def zero_unselected(G, rows):
+    """G: (n_rows, n_cols); rows: (r,) int, ascending (every sparsebp selection is)."""
+    _zero_unselected[G.shape[0], row_threads(G)](G, to_device(rows))
+
+
+# ---------------------------------------------------------------- linear layer
+def linear_forward(y, x, W, b):
+    """y: (B, n_out) = x: (B, n_in) W^T + b: one GEMM launch, the bias added as C is stored."""
+    x = to_device(x)
+    if gemm_name() == "cublas":
+        return cublas_linear_forward(y, x, W, b)
+    gemm((y, x, W, x.shape[0], W.shape[0], W.shape[1], TB | BIAS), bias=b)
+
+
+def dense_backward(dx, dW, dy, x, W):
+    """dx: (B, n_in) = dy W; dW: (n_out, n_in) = dy^T x. Both products in one launch."""
+    if gemm_name() == "cublas":
+        return cublas_dense_backward(dx, dW, dy, x, W)
+    B, n_out = dy.shape
+    gemm((dx, dy, W, B, W.shape[1], n_out, 0),
+         (dW, dy, x, n_out, W.shape[1], B, TA))
+
+
+def bias_grad(db, dy):
+    """db: (n_out,) = column sums of the full dy: (B, n_out), coalesced, in float64."""
+    S.bias_grad_kernel[_blocks(dy.shape[1], S.COLS), THREADS](db.reshape(1, db.shape[0]), dy)
+
+
+def _make_topk_backward(f):
+    @cuda.jit
+    def kernel(dx, dW, dy, x, W, idx, n_tiles):
+        """Blocks [0, B n_tiles): dx[b, tile]; blocks after: dW[r] for r = 0..n_out-1."""
+        sr = cuda.shared.array(THREADS, np.int32)
+        sv = cuda.shared.array(THREADS, f)
+        buf = cuda.shared.array((2, THREADS), np.int64)
+        tid = cuda.threadIdx.x
+        B, n_in = x.shape
+        k = idx.shape[1]
+        blk = cuda.blockIdx.x
+        if blk < B * n_tiles:                # dx[b, i] = sum_j dy[b, idx[b, j]] W[idx[b, j], i]
+            b = blk // n_tiles
+            i = (blk % n_tiles) * THREADS + tid
+            acc = f(0)
+            for base in range(0, k, THREADS):
+                if base + tid < k:           # stage the kept (unit, value) pairs of row b
+                    sr[tid] = idx[b, base + tid]
+                    sv[tid] = dy[b, sr[tid]]
+                cuda.syncthreads()
+                if i < n_in:                 # threads along i: each row of W read coalesced
+                    for j in range(min(THREADS, k - base)):
+                        acc += sv[j] * W[sr[j], i]
+                cuda.syncthreads()
+            if i < n_in:
+                dx[b, i] = acc
+            return
+        r = blk - B * n_tiles                # dW[r] = sum over examples b that kept r of dy[b, r] x[b]
+        wrote = False
+        for base in range(0, B, THREADS):
+            b = base + tid
+            hit = 1 if b < B and _has(idx[b], k, r) else 0
+            pos, total = S.block_scan(buf, tid, hit)   # list those b in batch order
+            if hit:
+                sr[pos - 1] = b
+                sv[pos - 1] = dy[b, r]
+            cuda.syncthreads()
+            if total > 0:
+                for i in range(tid, n_in, THREADS):
+                    acc = f(0)
+                    for e in range(total):
+                        acc += sv[e] * x[sr[e], i]
+                    if wrote:
+                        dW[r, i] += acc
+                    else:
+                        dW[r, i] = acc
+                wrote = True
+            cuda.syncthreads()
+    return kernel
+
+
+def topk_backward(dx, dW, dy, x, W, idx):
+    """Per-example meProp backward; see reference.topk_backward. One launch.
+
+    dx: (B, n_in) out; dW: (n_out, n_in) out (union rows only); dy: (B, n_out);
+    x: (B, n_in); W: (n_out, n_in); idx: (B, k) int32, rows ascending.
+    dx: a block per (example, tile of n_in) stages its k kept values in shared
+    memory and reads k rows of W, coalesced. dW: a block per row r finds the
+    examples that kept r (binary search in each sorted idx row), lists them in
+    batch order (block scan) and writes dW[r] once: no atomics, no zeroing pass,
+    the same summation order on every run (the CPU kernel's); rows nobody kept
+    are not written.
+    """
+    n_tiles = _blocks(x.shape[1])
+    _typed(_make_topk_backward, x.dtype)[x.shape[0] * n_tiles + W.shape[0], THREADS](
+        dx, dW, dy, x, W, to_device(idx), n_tiles)
+
+
+def unified_backward(dx, dW, dy, x, W, idx):
+    """Unified meProp backward: dx = dy[:, idx] W[idx]; dW[idx] = dy[:, idx]^T x.
+
+    Two small dense GEMMs in one launch, gathering the k columns of dy and rows
+    of W while loading tiles and scattering into the k rows of dW as it stores:
+    the shape of work GPUs do well, and nothing is copied.
+    """
+    B, n_in = x.shape
+    k = idx.shape[0]
+    gemm((dx, dy, W, B, n_in, k, GA | GB),
+         (dW, dy, x, k, n_in, B, TA | GA | SC), idx=to_device(idx))
+
+
+# ---------------------------------------------------------------- element-wise
+RELU, RELU_BACK, TANH, TANH_BACK, MUL = range(5)
+
+
+def _make_elementwise(f):
+    zero, one = f(0), f(1)               # typed constants: float32 math stays float32
+
+    @cuda.jit
+    def kernel(out, a, b, op):
+        """out, a, b: (B, n); one thread per element (flat index: no reshapes on the
+        host), op a launch argument so one compiled kernel serves all five."""
+        e = cuda.grid(1)
+        if e < out.size:
+            r, c = e // out.shape[1], e % out.shape[1]
+            v = a[r, c]
+            if op == RELU:
+                out[r, c] = v if v > zero else zero
+            elif op == RELU_BACK:
+                out[r, c] = v if b[r, c] > zero else zero
+            elif op == TANH:
+                out[r, c] = math.tanh(v)
+            elif op == TANH_BACK:
+                out[r, c] = v * (one - b[r, c] * b[r, c])
+            else:
+                out[r, c] = v * b[r, c]
+    return kernel
+
+
+def _ew(out, a, b, op):
+    kernel = _typed(_make_elementwise, out.dtype)
+    kernel[_blocks(out.size), THREADS](out, to_device(a), to_device(b), op)
+
+
+def relu_forward(y, x):
+    _ew(y, x, x, RELU)
+
+
+def relu_backward(dx, dy, y):
+    """dx = dy where the output y > 0, else 0.  All (B, n)."""
+    _ew(dx, dy, y, RELU_BACK)
+
+
+def tanh_forward(y, x):
+    _ew(y, x, x, TANH)
+
+
+def tanh_backward(dx, dy, y):
+    """dx = dy (1 - y^2), y the tanh output.  All (B, n)."""
+    _ew(dx, dy, y, TANH_BACK)
+
+
+def mul(out, a, m):
+    """out = a * m element-wise (dropout's forward and backward with its mask)."""
+    _ew(out, a, m, MUL)
+
+
+@cuda.jit
+def _softmax_xent(probs, nll, logits, labels):
+    """One thread per row. probs: (B, C) out; nll: (B,) float64 out; labels: (B,) int."""
+    b = cuda.grid(1)
+    if b < logits.shape[0]:
+        C = logits.shape[1]
+        m = logits[b, 0]
+        for c in range(1, C):
+            m = max(m, logits[b, c])
+        s = 0.0
+        for c in range(C):
+            s += math.exp(logits[b, c] - m)
+        for c in range(C):
+            probs[b, c] = math.exp(logits[b, c] - m) / s
+        nll[b] = math.log(s) - (logits[b, labels[b]] - m)
+
+
+def softmax_xent_forward(probs, logits, labels):
+    """Softmax and the mean cross-entropy; returns the loss as a Python float.
+
+    probs: (B, C) out; logits: (B, C); labels: (B,) int. Copies B numbers to the host.
+    """
+    nll = _scratch("nll", (logits.shape[0],), np.float64)
+    _softmax_xent[_blocks(logits.shape[0]), THREADS](probs, nll, to_device(logits), to_device(labels))
+    return float(nll.copy_to_host().mean())
+
+
+def _make_xent_backward(f):
+    zero, one = f(0), f(1)
+
+    @cuda.jit
+    def kernel(d, probs, labels):
+        """One thread per element of d: (B, C), in probs' type."""
+        e = cuda.grid(1)
+        if e < d.size:
+            b, c = e // d.shape[1], e % d.shape[1]
+            d[b, c] = (probs[b, c] - (one if labels[b] == c else zero)) / f(d.shape[0])
+    return kernel
+
+
+def softmax_xent_backward(dlogits, probs, labels):
+    """dlogits: (B, C) out = (probs - onehot(labels)) / B."""
+    kernel = _typed(_make_xent_backward, dlogits.dtype)
+    kernel[_blocks(dlogits.size), THREADS](dlogits, probs, to_device(labels))

@@ -1,0 +1,205 @@
+"""The matrix products of the CUDA backend: one tiled GEMM kernel, and cuBLAS via CuPy.
+
+Every product of a Linear layer is one form, the flags saying how each operand
+is read (A is (M, K), B is (K, N) as the product sees them):
+
+    C[c(m), n] = sum_p A(m, p) B(p, n)  (+ bias[n])
+
+    forward            y = x W^T + b            A = x,  B = W read transposed (TB), BIAS
+    dense backward     dx = dy W                A = dy, B = W
+                       dW = dy^T x              A = dy read transposed (TA), B = x
+    unified backward   dx = dy[:, idx] W[idx]   A's columns gathered (GA), B's rows (GB)
+                       dW[idx] = dy[:, idx]^T x TA | GA, C's rows scattered (SC)
+
+The gathers and the scatter happen as tiles are loaded and stored, so the
+unified backward never copies dy[:, idx] or W[idx] (the official PyTorch code
+copies both before its `mm`). Two independent products go in one launch
+(blockIdx.z picks one): the two products of a backward run side by side on
+the GPU, and a Linear backward costs one GEMM launch.
+
+What makes the kernel fast: a block of TD x TD threads computes a BM x BM tile
+of C (BM = TD * TM). It walks the shared dimension BK at a time; each step loads
+a BK x BM tile of A and of B into shared memory once (coalesced: consecutive
+threads read consecutive addresses of whichever layout the operand has; one
+column of padding keeps the transposing stores free of bank conflicts), then
+each thread keeps a TM x TM block of C in registers and updates it from TM
+values of A and TM of B per step: TM * TM multiply-adds per 2 * TM shared reads,
+and every global value is read once per tile instead of once per output.
+No warp intrinsics; the simulator runs the same code with tiny tiles.
+
+`set_gemm("cublas")` (or SPARSEBP_CUDA_GEMM=cublas) sends the dense products
+(forward and dense backward) to cuBLAS through CuPy, on the same device memory
+without copies. The gathered unified products always use the kernel here.
+"""
+import math
+import os
+
+import numpy as np
+from numba import cuda
+
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+TD = 2 if SIM else 16            # threads per block side
+TM = 4                           # outputs per thread side, kept in registers
+BK = 8 if SIM else 16            # shared dimension per tile
+BM = TD * TM                     # the block's tile of C is BM x BM
+BMP = BM + 1                     # a padded tile row: transposing stores without bank conflicts
+NT = TD * TD
+LOADS = BM * BK // NT            # elements of each operand tile one thread loads
+
+TA, TB, GA, GB, SC, BIAS = 1, 2, 4, 8, 16, 32   # how to read A, B, C (see above)
+
+_state = {"gemm": "numba"}
+
+
+def set_gemm(which):
+    """Dense products by "numba" (the kernel here, the default) or "cublas" (CuPy)."""
+    if which not in ("numba", "cublas"):
+        raise ValueError(f"unknown GEMM {which!r}; choose 'numba' or 'cublas'")
+    if which == "cublas" and not cublas_available():
+        raise RuntimeError("the cublas GEMM needs CuPy: pip install cupy-cuda12x")
+    _state["gemm"] = which
+
+
+def gemm_name():
+    """"numba" or "cublas": which code the dense products run."""
+    return _state["gemm"]
+
+
+def cublas_available():
+    """CuPy is importable (and this is not the simulator: CuPy needs a real GPU)."""
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return not SIM
+
+
+set_gemm(os.environ.get("SPARSEBP_CUDA_GEMM", "numba"))    # a clear error now, not mid-step
+
+
+def _make_kernel(f):
+    """The kernel for arrays of float type f (accumulators and tiles in that type)."""
+
+    @cuda.jit(device=True)
+    def tile(C, A, B, M, N, K, flags, idx, bias):
+        sA = cuda.shared.array((BK, BMP), f)        # sA[p, m] = A(m0 + m, p0 + p)
+        sB = cuda.shared.array((BK, BMP), f)        # sB[p, n] = B(p0 + p, n0 + n)
+        acc = cuda.local.array((TM, TM), f)
+        ra = cuda.local.array(TM, f)
+        rb = cuda.local.array(TM, f)
+        m0, n0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BM
+        if m0 >= M or n0 >= N:                         # a block of the other product
+            return
+        tid = cuda.threadIdx.x
+        tx, ty = tid % TD, tid // TD
+        for i in range(TM):
+            for j in range(TM):
+                acc[i, j] = f(0)
+        for p0 in range(0, K, BK):
+            for step in range(LOADS):
+                e = tid + step * NT
+                if flags & TA:                         # A stored (K, .): contiguous along m
+                    mm, pp = e % BM, e // BM
+                else:                                  # A stored (M, .): contiguous along p
+                    mm, pp = e // BK, e % BK
+                m, p = m0 + mm, p0 + pp
+                v = f(0)
+                if m < M and p < K:
+                    if flags & TA:
+                        v = A[p, idx[m] if flags & GA else m]
+                    else:
+                        v = A[m, idx[p] if flags & GA else p]
+                sA[pp, mm] = v
+                if flags & TB:                         # B stored (N, K): contiguous along p
+                    nn, pp = e // BK, e % BK
+                else:                                  # B stored (K, N): contiguous along n
+                    nn, pp = e % BM, e // BM
+                n, p = n0 + nn, p0 + pp
+                v = f(0)
+                if n < N and p < K:
+                    if flags & TB:
+                        v = B[n, p]
+                    else:
+                        v = B[idx[p] if flags & GB else p, n]
+                sB[pp, nn] = v
+            cuda.syncthreads()
+            for p in range(BK):
+                for i in range(TM):
+                    ra[i] = sA[p, ty + TD * i]
+                for j in range(TM):
+                    rb[j] = sB[p, tx + TD * j]
+                for i in range(TM):
+                    for j in range(TM):
+                        acc[i, j] += ra[i] * rb[j]
+            cuda.syncthreads()
+        for i in range(TM):
+            m = m0 + ty + TD * i
+            if m < M:
+                r = idx[m] if flags & SC else m
+                for j in range(TM):
+                    n = n0 + tx + TD * j                # neighbouring threads, neighbouring n
+                    if n < N:
+                        v = acc[i, j]
+                        if flags & BIAS:
+                            v += bias[n]
+                        C[r, n] = v
+
+    @cuda.jit
+    def gemm2(C0, A0, B0, M0, N0, K0, f0, C1, A1, B1, M1, N1, K1, f1, idx, bias):
+        """blockIdx.z = 0: product 0, 1: product 1; blockIdx.x: n tile, y: m tile."""
+        if cuda.blockIdx.z == 0:
+            tile(C0, A0, B0, M0, N0, K0, f0, idx, bias)
+        else:
+            tile(C1, A1, B1, M1, N1, K1, f1, idx, bias)
+
+    return gemm2
+
+
+_kernels, _dummies = {}, {}
+
+
+def _kernel(dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in _kernels:
+        _kernels[dtype] = _make_kernel(dtype.type)
+    return _kernels[dtype]
+
+
+def _dummy(dtype):
+    """A one-element device array standing for an unused idx or bias argument."""
+    dtype = np.dtype(dtype)
+    if dtype not in _dummies:
+        _dummies[dtype] = cuda.to_device(np.zeros(1, dtype))
+    return _dummies[dtype]
+
+
+def gemm(*products, idx=None, bias=None):
+    """Run one or two products in one launch; each is (C, A, B, M, N, K, flags).
+
+    C, A, B: 2-D device arrays of one float dtype; idx: (k,) int32 device array
+    for the GA/GB/SC flags; bias: (N,) for BIAS (product 0 only, by convention).
+    """
+    p0 = products[0]
+    p1 = products[1] if len(products) > 1 else p0
+    dtype = p0[0].dtype
+    idx = _dummy(np.int32) if idx is None else idx
+    bias = _dummy(dtype) if bias is None else bias
+    grid = (max(1, math.ceil(max(p0[4], p1[4]) / BM)),    # n tiles
+            max(1, math.ceil(max(p0[3], p1[3]) / BM)),    # m tiles
+            len(products))
+    _kernel(dtype)[grid, NT](*p0, *p1, idx, bias)
+
+
+# ---------------------------------------------------------------- cuBLAS via CuPy
+def cublas_linear_forward(y, x, W, b):
+    import cupy as cp
+    out = cp.asarray(y)
+    cp.matmul(cp.asarray(x), cp.asarray(W).T, out=out)
+    out += cp.asarray(b)
+
+
+def cublas_dense_backward(dx, dW, dy, x, W):
+    import cupy as cp
+    g = cp.asarray(dy)
+    cp.matmul(g, cp.asarray(W), out=cp.asarray(dx))
+    cp.matmul(g.T, cp.asarray(x), out=cp.asarray(dW))

@@ -1,0 +1,222 @@
+"""The selections of the CUDA backend: a block-wide radix select, column sums, the union.
+
+`kernels/cuda.py` launches these; this file holds the parts that need block-wide
+cooperation. Everything goes through shared memory and `syncthreads` (no warp
+shuffles or ballots), so Numba's CUDA simulator runs exactly this code.
+
+Top-k of one row by radix select (one block per row)
+----------------------------------------------------
+For a float, the bit pattern with the sign bit cleared is a non-negative integer
+that orders exactly as |v| does (IEEE 754 is sign-magnitude), so the select
+works on integer keys and compares no floats. The k-th largest key t is found
+one digit of RADIX_BITS bits at a time, most significant first: a shared-memory
+histogram of the current digit over the keys that still match the digits found
+so far (shared-memory atomics), suffix sums of the histogram (a block scan), and
+the digit where the running count crosses k. A float32 row needs at most 4 passes
+of 8 bits (a float64 row at most 8), and the search stops early as soon as the
+chosen bin is taken whole. Then one pass writes the indices: each thread owns a
+contiguous chunk of the row, counts its keys above t and equal to t, and one
+block scan of those counts gives every thread its output offset and its share of
+the ties, lowest indices first. The output is ascending without any sort, and
+the tie rule (lower index wins) holds by construction.
+
+Why this and not a sort: a bitonic sort of a 4096-row costs ~78 compare-exchange
+steps over the whole row, each followed by a barrier; the radix select reads the
+row about 5 times from L1/L2, keeps nothing but a 256-bin histogram in shared
+memory, and its cost does not depend on k.
+"""
+import os
+
+import numpy as np
+from numba import cuda
+
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+# The simulator runs every thread as a Python thread: smaller blocks, same code.
+RADIX_BITS = 3 if SIM else 8
+THREADS = 1 << RADIX_BITS        # threads per block; one histogram bin per thread
+COLS = 4 if SIM else 32          # column sums: COLS columns x (THREADS // COLS) batch lanes
+LANES = THREADS // COLS
+
+
+@cuda.jit(device=True)
+def block_scan(buf, tid, val):
+    """Inclusive prefix sum of val over the block's threads (Hillis-Steele).
+
+    buf: (2, THREADS) int64 shared scratch. Returns (sum of val over threads
+    0..tid, sum over all threads). 1 + log2(THREADS) barriers; every thread of
+    the block must call it, and pass a barrier before buf is written again.
+    """
+    buf[0, tid] = val
+    cuda.syncthreads()
+    src = 0
+    d = 1
+    while d < THREADS:
+        v = buf[src, tid]
+        if tid >= d:
+            v += buf[src, tid - d]
+        buf[1 - src, tid] = v
+        src = 1 - src
+        cuda.syncthreads()
+        d *= 2
+    return buf[src, tid], buf[src, THREADS - 1]
+
+
+@cuda.jit(device=True)
+def select_row(idx, out_row, keys, row, k, mask, key_bits, hist, buf, pick):
+    """idx[out_row, :k] = ascending indices of the k largest keys[row] & mask.
+
+    keys: (R, n) int32/int64, float bit patterns; mask clears the sign bit.
+    hist: (THREADS,) int32, buf: (2, THREADS) int64, pick: (3,) int64, all shared.
+    Tie rule: among equal keys the lower index is taken.
+    """
+    tid = cuda.threadIdx.x
+    n = keys.shape[1]
+    kk = k                        # how many are still to take among the candidates
+    prefix = 0                    # the digits of t found so far ...
+    pmask = 0                     # ... and the bits they cover
+    shift = ((key_bits - 2) // RADIX_BITS) * RADIX_BITS
+    hist[tid] = 0
+    cuda.syncthreads()
+    while True:                                   # 3 + log2(THREADS) barriers a pass
+        for i in range(tid, n, THREADS):          # coalesced: neighbours read neighbours
+            u = keys[row, i] & mask
+            if (u & pmask) == prefix:
+                cuda.atomic.add(hist, (u >> shift) & (THREADS - 1), 1)
+        cuda.syncthreads()
+        d = THREADS - 1 - tid                     # reversed, so the scan gives suffix sums
+        h = hist[d]
+        at_or_above, _ = block_scan(buf, tid, h)  # candidates with digit >= d
+        hist[tid] = 0                             # every hist[d] was read before the scan
+        if at_or_above >= kk and at_or_above - h < kk:
+            pick[0] = d
+            pick[1] = at_or_above - h
+            pick[2] = h
+        cuda.syncthreads()
+        kk -= pick[1]                             # pick is rewritten only after 2 barriers
+        prefix |= pick[0] << shift
+        pmask |= ((mask >> shift) & (THREADS - 1)) << shift   # never past the sign bit
+        if pick[2] == kk or shift == 0:           # the whole bin is taken, or t is exact
+            break
+        shift -= RADIX_BITS
+    # write: chunk per thread, offsets from one scan of (above t, equal to t) counts
+    chunk = (n + THREADS - 1) // THREADS
+    lo = tid * chunk
+    hi = min(n, lo + chunk)
+    gt = 0
+    eq = 0
+    for i in range(lo, hi):
+        v = keys[row, i] & pmask
+        if v > prefix:
+            gt += 1
+        elif v == prefix:
+            eq += 1
+    mine = (gt << 32) | eq
+    incl, _ = block_scan(buf, tid, mine)
+    before = incl - mine
+    eq_before = before & 0xFFFFFFFF
+    ties = min(max(kk - eq_before, 0), eq)        # ties this thread takes
+    pos = (before >> 32) + min(eq_before, kk)
+    for i in range(lo, hi):
+        v = keys[row, i] & pmask
+        if v > prefix or (v == prefix and ties > 0):
+            if v == prefix:
+                ties -= 1
+            idx[out_row, pos] = i
+            pos += 1
+
+
+@cuda.jit
+def topk_rows_kernel(idx, keys, k, mask, key_bits):
+    """One block per row. idx: (B, k) int32 out; keys: (B, n) bit patterns of dy."""
+    hist = cuda.shared.array(THREADS, np.int32)
+    buf = cuda.shared.array((2, THREADS), np.int64)
+    pick = cuda.shared.array(3, np.int64)
+    row = cuda.blockIdx.x
+    select_row(idx, row, keys, row, k, mask, key_bits, hist, buf, pick)
+
+
+@cuda.jit(device=True)
+def col_sums(out, dy, absolute, red):
+    """out[0, j] = sum_b dy[b, j] (or |dy[b, j]|) for this block's COLS columns, in float64.
+
+    Thread (c, l) sums rows l, l + LANES, ... of column c (COLS threads read one
+    row's COLS neighbours: coalesced); the LANES partial sums are then added in
+    a fixed order, so the result is the same on every run. red: (LANES, COLS)
+    float64 shared.
+    """
+    tid = cuda.threadIdx.x
+    c, lane = tid % COLS, tid // COLS
+    j = cuda.blockIdx.x * COLS + c
+    acc = 0.0
+    if j < dy.shape[1]:
+        for b in range(lane, dy.shape[0], LANES):
+            acc += abs(dy[b, j]) if absolute else dy[b, j]
+    red[lane, c] = acc
+    cuda.syncthreads()
+    if lane == 0 and j < dy.shape[1]:
+        s = 0.0
+        for m in range(LANES):
+            s += red[m, c]
+        out[0, j] = s
+
+
+@cuda.jit
+def bias_grad_kernel(db, dy):
+    """db: (1, n) out = column sums of dy: (B, n)."""
+    red = cuda.shared.array((LANES, COLS), np.float64)
+    col_sums(db, dy, False, red)
+
+
+@cuda.jit
+def topk_unified_kernel(idx, s, s_keys, counter, dy, k, mask):
+    """Column sums of |dy| and the select in one launch.
+
+    idx: (1, k) int32 out; s: (1, n) float64 scratch and s_keys the same memory
+    as int64; counter: (1,) int32, zero on entry and on exit; dy: (B, n).
+    Every block writes its columns' sums; the last block to finish (a fence and
+    an atomic ticket tell it) selects from all of them, then resets the counter.
+    """
+    red = cuda.shared.array((LANES, COLS), np.float64)
+    hist = cuda.shared.array(THREADS, np.int32)
+    buf = cuda.shared.array((2, THREADS), np.int64)
+    pick = cuda.shared.array(3, np.int64)
+    last = cuda.shared.array(1, np.int32)
+    col_sums(s, dy, True, red)
+    cuda.threadfence()                            # my sums are visible to every block
+    cuda.syncthreads()
+    if cuda.threadIdx.x == 0:
+        last[0] = 1 if cuda.atomic.add(counter, 0, 1) == cuda.gridDim.x - 1 else 0
+    cuda.syncthreads()
+    if last[0]:
+        select_row(idx, 0, s_keys, 0, k, mask, 64, hist, buf, pick)
+        if cuda.threadIdx.x == 0:
+            counter[0] = 0
+
+
+@cuda.jit
+def union_kernel(rows, count, mark, idx):
+    """One block. rows: (n_out,) int32 out, its first count[0] entries the ascending
+    union of idx: (B, k); mark: (n_out,) int32 scratch, any content on entry."""
+    buf = cuda.shared.array((2, THREADS), np.int64)
+    tid = cuda.threadIdx.x
+    n_out, k = mark.shape[0], idx.shape[1]
+    for r in range(tid, n_out, THREADS):
+        mark[r] = 0
+    cuda.syncthreads()
+    for e in range(tid, idx.shape[0] * k, THREADS):
+        mark[idx[e // k, e % k]] = 1
+    cuda.syncthreads()
+    chunk = (n_out + THREADS - 1) // THREADS
+    lo = tid * chunk
+    hi = min(n_out, lo + chunk)
+    mine = 0
+    for r in range(lo, hi):
+        mine += mark[r]
+    incl, total = block_scan(buf, tid, mine)
+    pos = incl - mine
+    for r in range(lo, hi):
+        if mark[r]:
+            rows[pos] = r
+            pos += 1
+    if tid == 0:
+        count[0] = total
