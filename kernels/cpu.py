@@ -1,96 +1,205 @@
 """Numba CPU kernels: the same names and arguments as `kernels/reference.py`.
 
-Only the kernels where meProp saves work are written here: the top-k selections,
-the sparse backward products and the row-sparse optimizer updates. The dense
-parts (the forward GEMM, the dense backward, element-wise layers, the loss) are
-BLAS/NumPy calls already, so they are re-exported from the reference unchanged.
+Written here: the top-k selections, the sparse backward products, the bias
+gradient, ReLU and the softmax cross-entropy (one pass each, where NumPy makes
+temporaries), and, in `kernels/cpu_optim.py`, the row-sparse optimizer updates.
+The dense GEMMs (the forward, the dense backward) are BLAS calls already and, with
+tanh and dropout's multiply, are re-exported from the reference.
 
-Every function compiles with `cache=True` (the first import costs the compile,
-later processes load it from `__pycache__`) and also runs with
+What makes them fast (benchmarks/README.md has the numbers):
+- Selection never sorts a row: a cheap lower bound on the k-th largest |value|
+  leaves a few candidates (about 2k of n), and quickselect finishes on those.
+- The sparse products combine 4 rows of W (or of x) per pass over an output row,
+  so each output row is loaded and stored once per 4 kept entries, and each
+  selected row of dW is written once (assigned, never zeroed first).
+- Kernels with at least `PARALLEL_MIN_WORK` multiply-adds split across Numba's
+  threads (disjoint output rows: no locks, no atomics); see that constant for
+  why MNIST-sized kernels stay on one thread by default.
+
+A public kernel that can use threads is a small Python function that picks the
+thread count and calls its `@njit(parallel=PRANGE_ONLY)` body (named with a
+leading underscore). Every kernel compiles with `cache=True` (the first import costs the
+compile, later processes load it from `__pycache__`) and also runs with
 `NUMBA_DISABLE_JIT=1` as plain Python, so pdb and coverage work on it.
 """
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
 
+from .cpu_optim import adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
-    bias_grad, dense_backward, empty, linear_forward, mul, relu_backward,
-    relu_forward, softmax_xent_backward, softmax_xent_forward, tanh_backward,
-    tanh_forward, to_device, to_host, zeros,
+    empty, linear_forward, mul, tanh_backward, tanh_forward, to_device, to_host, zeros,
 )
 
 name = "cpu"
 
+# A kernel with at least this much work (multiply-adds, or element updates)
+# splits it across Numba's threads; below it, it runs on the calling thread.
+# Threads pay off in isolation from ~0.2M multiply-adds, but Numba's OpenMP
+# workers then spin for milliseconds and slow the next BLAS call (the forward
+# GEMM) that needs the same cores: on 2 cores the MNIST training step got 1.7x to
+# 4x slower (benchmarks/README.md). So the default keeps MNIST-sized kernels on
+# one thread. It is read at every call: `kernels.cpu.PARALLEL_MIN_WORK = 0`
+# makes every kernel use all threads.
+PARALLEL_MIN_WORK = 16_000_000
+
+
+# parallel=True would also turn NumPy calls (np.arange, astype, np.zeros...) into
+# parallel loops that start the thread pool even when a kernel runs on one thread,
+# and its spinning workers then slow the next BLAS call 2x. Only prange is parallel.
+PRANGE_ONLY = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False,
+                   setitem=False, numpy=False, stencil=False, fusion=False)
+
+
+def _threads(work, parts):
+    """Threads for a kernel: 1 below PARALLEL_MIN_WORK, else Numba's, at most parts."""
+    if work < PARALLEL_MIN_WORK:
+        return 1
+    return max(1, min(get_num_threads(), parts))
+
 
 # ---------------------------------------------------------------- selection
-@njit(cache=True, inline="always")
-def _less(a, i, j):
-    """Heap order: smaller magnitude first; among equals the higher index first,
-    so that it is the one evicted and the lower index wins the tie."""
-    return a[i] < a[j] or (a[i] == a[j] and i > j)
+@njit(cache=True)
+def _lower_bound(key, pos, c, k):
+    """A value <= the k-th largest of key[pos[0:c]] (key[0:c] if pos is None), c >= k.
+
+    Cut the c entries into k nonempty blocks: each block holds an entry >= its
+    maximum, so at least k entries are >= the least block maximum. (float64 for the
+    running maximum: Numba's float32 max() is twice as slow.)"""
+    t = np.inf
+    for j in range(k):
+        m = 0.0
+        for q in range(j * c // k, (j + 1) * c // k):
+            m = max(m, key[q] if pos is None else key[pos[q]])
+        t = min(t, m)
+    return t
 
 
 @njit(cache=True)
-def _sift_down(heap, a, pos, k):
-    while True:
-        child = 2 * pos + 1
-        if child >= k:
-            return
-        if child + 1 < k and _less(a, heap[child + 1], heap[child]):
-            child += 1
-        if not _less(a, heap[child], heap[pos]):
-            return
-        heap[pos], heap[child] = heap[child], heap[pos]
-        pos = child
+def _kth_largest(vals, key, cand, c, k):
+    """The k-th largest of key[cand[0:c]] by quickselect (Hoare partitions, median-of-3
+    pivots): O(c) on average. vals: (c,) scratch of key's dtype."""
+    for q in range(c):
+        vals[q] = key[cand[q]]
+    lo, hi, kk = 0, c - 1, c - k                 # the kk-th smallest, counting from 0
+    while lo < hi:
+        a, b, d = vals[lo], vals[(lo + hi) // 2], vals[hi]
+        pivot = max(min(a, b), min(max(a, b), d))
+        i, j = lo, hi
+        while i <= j:
+            while vals[i] < pivot:
+                i += 1
+            while vals[j] > pivot:
+                j -= 1
+            if i <= j:
+                vals[i], vals[j] = vals[j], vals[i]
+                i += 1
+                j -= 1
+        if kk <= j:
+            hi = j
+        elif kk >= i:
+            lo = i
+        else:
+            break
+    return vals[kk]
 
 
 @njit(cache=True)
-def _heap_topk(out, a, k):
-    """out: (k,) int32 out, ascending; a: (n,) magnitudes.
+def _take_by_threshold(out, key, cand, c, k, tv):
+    """out = the candidates (in index order) above tv, then the lowest-index ones equal to it."""
+    ties = k
+    for q in range(c):
+        ties -= key[cand[q]] > tv
+    m = 0
+    for q in range(c):
+        i = cand[q]
+        if key[i] > tv or (key[i] == tv and ties > 0):
+            ties -= key[i] == tv
+            out[m] = i
+            m += 1
 
-    A size-k min-heap over one pass of a (as the official C# code): after the
-    first few entries almost every value loses to the heap's minimum in one
-    comparison, so the cost is about n comparisons plus O(k log k).
+
+@njit(cache=True)
+def _select(out, a, k, key, cand, vals):
+    """out: (k,) int32 out, ascending: the top-k of |a| (a: (n,)), lower index wins ties.
+
+    Scratch: key, vals (n,) of a's dtype; cand (n,) int32.
+    1. A lower bound t on the k-th largest |a| (`_lower_bound`) keeps the candidates
+       >= t, in index order, branch-free: about 3k of n for random data. A second
+       bound over the candidates leaves about 2k.
+    2. Quickselect finds the k-th largest value among them, tv.
+    3. One pass over the candidates, in index order, takes those > tv and then the
+       lowest-index ones equal to tv: the k indices, already ascending.
+    (The C# code's size-k heap costs a sift per replacement, with a mispredicted
+    branch per level: 4x slower here.)
     """
     n = a.shape[0]
     if k == n:
         for i in range(n):
             out[i] = i
         return
-    heap = np.empty(k, np.int64)
-    for i in range(k):
-        heap[i] = i
-    for pos in range(k // 2 - 1, -1, -1):
-        _sift_down(heap, a, pos, k)
-    for i in range(k, n):
-        # i is larger than every index in the heap, so a tie never replaces
-        if a[i] > a[heap[0]]:
-            heap[0] = i
-            _sift_down(heap, a, 0, k)
-    heap.sort()
-    for j in range(k):
-        out[j] = heap[j]
+    for i in range(n):
+        key[i] = abs(a[i])
+    t = _lower_bound(key, None, n, k)
+    c = 0
+    for i in range(n):
+        cand[c] = i
+        c += key[i] >= t
+    t = _lower_bound(key, cand, c, k)
+    c2 = 0
+    for q in range(c):
+        cand[c2] = cand[q]
+        c2 += key[cand[q]] >= t
+    _take_by_threshold(out, key, cand, c2, k, _kth_largest(vals, key, cand, c2, k))
 
 
 @njit(cache=True)
+def _select_rows(idx, dy, k, lo, hi):
+    n = dy.shape[1]
+    key, cand, vals = np.empty(n, dy.dtype), np.empty(n, np.int32), np.empty(n, dy.dtype)
+    for b in range(lo, hi):
+        _select(idx[b], dy[b], k, key, cand, vals)
+
+
 def topk_rows(idx, dy, k):
     """idx: (B, k) int32 out, rows ascending; dy: (B, n) float32/64."""
-    B, n = dy.shape
-    a = np.empty(n, dy.dtype)
-    for b in range(B):
-        for i in range(n):
-            a[i] = abs(dy[b, i])
-        _heap_topk(idx[b], a, k)
+    _topk_rows(idx, dy, k, _threads(8 * dy.size, dy.shape[0]))
+
+
+@njit(cache=True, parallel=PRANGE_ONLY)
+def _topk_rows(idx, dy, k, nt):
+    B = dy.shape[0]
+    if nt == 1:
+        _select_rows(idx, dy, k, 0, B)
+    else:
+        for t in prange(nt):
+            _select_rows(idx, dy, k, t * B // nt, (t + 1) * B // nt)
 
 
 @njit(cache=True)
+def _col_abs_sums(s, dy, lo, hi):
+    """s[lo:hi] = sum over b of |dy[b, lo:hi]|, in float64; row by row (contiguous)."""
+    for i in range(lo, hi):
+        s[i] = 0.0
+    for b in range(dy.shape[0]):
+        for i in range(lo, hi):
+            s[i] += abs(dy[b, i])
+
+
 def topk_unified(idx, dy, k):
     """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| in float64."""
-    B, n = dy.shape
-    s = np.zeros(n, np.float64)
-    for b in range(B):
-        for i in range(n):
-            s[i] += abs(dy[b, i])
-    _heap_topk(idx, s, k)
+    _topk_unified(idx, dy, k, _threads(dy.size, dy.shape[1]))
+
+
+@njit(cache=True, parallel=PRANGE_ONLY)
+def _topk_unified(idx, dy, k, nt):
+    n = dy.shape[1]
+    s = np.empty(n, np.float64)
+    if nt == 1:
+        _col_abs_sums(s, dy, 0, n)
+    else:
+        for t in prange(nt):
+            _col_abs_sums(s, dy, t * n // nt, (t + 1) * n // nt)
+    _select(idx, s, k, np.empty(n, np.float64), np.empty(n, np.int32), np.empty(n, np.float64))
 
 
 @njit(cache=True)
@@ -124,102 +233,295 @@ def zero_unselected(G, rows):
                 G[r, i] = 0.0
 
 
-# ---------------------------------------------------------------- sparse backward
+# ---------------------------------------------------------------- element-wise
+# One fused pass each, no temporaries: NumPy's versions make a boolean mask or
+# reduce through its generic machinery, 3-5x slower at these sizes (B x 500).
 @njit(cache=True)
+def bias_grad(db, dy):
+    """db: (n_out,) out = sum over the batch of dy: (B, n_out), row by row."""
+    for i in range(dy.shape[1]):
+        db[i] = dy[0, i]
+    for b in range(1, dy.shape[0]):
+        for i in range(dy.shape[1]):
+            db[i] += dy[b, i]
+
+
+@njit(cache=True)
+def relu_forward(y, x):
+    """y = max(x, 0); a NaN stays NaN, as np.maximum does.  Both (B, n)."""
+    for b in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            v = x[b, i]
+            y[b, i] = 0.0 if v <= 0 else v
+
+
+@njit(cache=True)
+def relu_backward(dx, dy, y):
+    """dx = dy * (y > 0), the product as the reference (dy * 0 is -0.0 or NaN where it is)."""
+    for b in range(dy.shape[0]):
+        for i in range(dy.shape[1]):
+            dx[b, i] = dy[b, i] * (1.0 if y[b, i] > 0 else 0.0)
+
+
+@njit(cache=True)
+def _softmax_xent(probs, logits, labels):
+    """Returns the summed -log p[label] in float64 (the caller divides by B)."""
+    B, C = logits.shape
+    total = np.float64(0.0)
+    for b in range(B):
+        top = logits[b, 0]
+        for c in range(1, C):
+            top = max(top, logits[b, c])
+        s = logits[b, 0] * 0                       # a zero of the logits' dtype
+        for c in range(C):
+            e = np.exp(logits[b, c] - top)         # the shift: exp never overflows
+            probs[b, c] = e
+            s += e
+        for c in range(C):
+            probs[b, c] /= s
+        total -= (logits[b, labels[b]] - top) - np.log(s)
+    return total
+
+
+def softmax_xent_forward(probs, logits, labels):
+    """As reference.softmax_xent_forward (probs: (B, C) out; returns the mean loss as
+    a float), in one pass per row: NumPy's nine small operations took 20 us at B = 1."""
+    return float(_softmax_xent(probs, logits, labels)) / logits.shape[0]
+
+
+@njit(cache=True)
+def softmax_xent_backward(dlogits, probs, labels):
+    """dlogits: (B, C) out = (probs - onehot(labels)) / B, the reference's operations in order."""
+    B = probs.shape[0]
+    for b in range(B):
+        for c in range(probs.shape[1]):
+            dlogits[b, c] = probs[b, c]
+        dlogits[b, labels[b]] -= 1
+        for c in range(probs.shape[1]):
+            dlogits[b, c] /= B
+
+
+# ---------------------------------------------------------------- sparse backward
+def dense_backward(dx, dW, dy, x, W):
+    """As reference.dense_backward. With B = 1, dW is an outer product: NumPy's
+    matmul with an inner size of 1 does not call BLAS and is 5x slower."""
+    np.matmul(dy, W, out=dx)
+    if dy.shape[0] == 1:
+        np.multiply(dy.T, x, out=dW)
+    else:
+        np.matmul(dy.T, x, out=dW)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _combo(out, A, rows, coef, lo, hi):
+    """out: (n,) = sum over q in [lo, hi) of coef[q] * A[rows[q]]; A: (m, n).
+
+    Four rows of A per pass, so out is loaded and stored once per four terms; the
+    first pass assigns, so out needs no zeroing. `contract` lets LLVM fuse each
+    multiply-add (one rounding instead of two: within float tolerance).
+    """
+    n = out.shape[0]
+    m = hi - lo
+    q = lo
+    if m >= 4:
+        a0, a1, a2, a3 = A[rows[q]], A[rows[q + 1]], A[rows[q + 2]], A[rows[q + 3]]
+        c0, c1, c2, c3 = coef[q], coef[q + 1], coef[q + 2], coef[q + 3]
+        for i in range(n):
+            out[i] = c0 * a0[i] + c1 * a1[i] + c2 * a2[i] + c3 * a3[i]
+        q += 4
+    elif m == 3:
+        a0, a1, a2 = A[rows[q]], A[rows[q + 1]], A[rows[q + 2]]
+        c0, c1, c2 = coef[q], coef[q + 1], coef[q + 2]
+        for i in range(n):
+            out[i] = c0 * a0[i] + c1 * a1[i] + c2 * a2[i]
+        return
+    elif m == 2:
+        a0, a1, c0, c1 = A[rows[q]], A[rows[q + 1]], coef[q], coef[q + 1]
+        for i in range(n):
+            out[i] = c0 * a0[i] + c1 * a1[i]
+        return
+    elif m == 1:
+        a0, c0 = A[rows[q]], coef[q]
+        for i in range(n):
+            out[i] = c0 * a0[i]
+        return
+    else:
+        for i in range(n):
+            out[i] = 0.0
+        return
+    while q + 4 <= hi:
+        a0, a1, a2, a3 = A[rows[q]], A[rows[q + 1]], A[rows[q + 2]], A[rows[q + 3]]
+        c0, c1, c2, c3 = coef[q], coef[q + 1], coef[q + 2], coef[q + 3]
+        for i in range(n):
+            out[i] += c0 * a0[i] + c1 * a1[i] + c2 * a2[i] + c3 * a3[i]
+        q += 4
+    while q < hi:
+        a0, c0 = A[rows[q]], coef[q]
+        for i in range(n):
+            out[i] += c0 * a0[i]
+        q += 1
+
+
+@njit(cache=True, fastmath={"contract"})
+def _combo2(out0, out1, A, rows, coef0, coef1):
+    """out0 = sum_q coef0[q] A[rows[q]] and out1 likewise with coef1, in one sweep:
+    each row of A loaded once for both (the unified products share their rows)."""
+    n, k = out0.shape[0], rows.shape[0]
+    q = 0
+    while q + 4 <= k:
+        a0, a1, a2, a3 = A[rows[q]], A[rows[q + 1]], A[rows[q + 2]], A[rows[q + 3]]
+        c0, c1, c2, c3 = coef0[q], coef0[q + 1], coef0[q + 2], coef0[q + 3]
+        d0, d1, d2, d3 = coef1[q], coef1[q + 1], coef1[q + 2], coef1[q + 3]
+        if q == 0:
+            for i in range(n):
+                x0, x1, x2, x3 = a0[i], a1[i], a2[i], a3[i]
+                out0[i] = c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+                out1[i] = d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3
+        else:
+            for i in range(n):
+                x0, x1, x2, x3 = a0[i], a1[i], a2[i], a3[i]
+                out0[i] += c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3
+                out1[i] += d0 * x0 + d1 * x1 + d2 * x2 + d3 * x3
+        q += 4
+    if q == 0:
+        for i in range(n):
+            out0[i] = 0.0
+            out1[i] = 0.0
+    while q < k:
+        a0, c0, d0 = A[rows[q]], coef0[q], coef1[q]
+        for i in range(n):
+            out0[i] += c0 * a0[i]
+            out1[i] += d0 * a0[i]
+        q += 1
+
+
+@njit(cache=True)
+def _dx_rows(dx, dy, W, idx, lo, hi):
+    """dx[b] = sum_j dy[b, idx[b, j]] W[idx[b, j]] for b in [lo, hi); idx: (B, k)."""
+    k = idx.shape[1]
+    coef = np.empty(k, dy.dtype)
+    for b in range(lo, hi):
+        for j in range(k):
+            coef[j] = dy[b, idx[b, j]]
+        _combo(dx[b], W, idx[b], coef, 0, k)
+
+
+@njit(cache=True)
+def _dW_rows(dW, x, start, ex, cf, lo, hi):
+    """dW[r] = sum over the entries p of row r of cf[p] x[ex[p]], for the rows in [lo, hi)
+    that have entries (start[r] < start[r + 1]); the others are not touched."""
+    for r in range(lo, hi):
+        if start[r + 1] > start[r]:
+            _combo(dW[r], x, ex, cf, start[r], start[r + 1])
+
+
+@njit(cache=True)
+def _by_row(dy, idx, n_out):
+    """The kept entries grouped by row (a counting sort): row r's entries are
+    p in [start[r], start[r + 1]), from example ex[p] with value cf[p]."""
+    B, k = idx.shape
+    start = np.zeros(n_out + 1, np.int32)
+    for b in range(B):
+        for j in range(k):
+            start[idx[b, j] + 1] += 1
+    for r in range(n_out):
+        start[r + 1] += start[r]
+    fill = start[:-1].copy()
+    ex, cf = np.empty(B * k, np.int32), np.empty(B * k, dy.dtype)
+    for b in range(B):                 # ascending b: each row sums its examples in order
+        for j in range(k):
+            r = idx[b, j]
+            ex[fill[r]], cf[fill[r]] = b, dy[b, r]
+            fill[r] += 1
+    return start, ex, cf
+
+
 def topk_backward(dx, dW, dy, x, W, idx):
     """Per-example meProp backward; see reference.topk_backward.
 
     dx: (B, n_in) out; dW: (n_out, n_in) out (union rows only); dy: (B, n_out);
     x: (B, n_in); W: (n_out, n_in); idx: (B, k) int32.
-    Each kept entry costs two axpys of length n_in over contiguous rows: one
-    row of W into dx[b], x[b] into one row of dW. The first write to a row of dW
-    assigns instead of adding, so no separate zeroing pass is needed.
+    dx: each example combines its k rows of W. dW: the B k kept entries are grouped
+    by row first, so each selected row of dW is written once, from the examples
+    that kept it. Threads take disjoint examples of dx and rows of dW, the rows
+    split where the entries are, so both halves get the same work.
     """
-    B, n_in = x.shape
-    seen = np.zeros(W.shape[0], np.uint8)
-    for b in range(B):
-        for i in range(n_in):
-            dx[b, i] = 0.0
-        for j in range(idx.shape[1]):
-            r = idx[b, j]
-            v = dy[b, r]
-            for i in range(n_in):
-                dx[b, i] += v * W[r, i]
-            if seen[r]:
-                for i in range(n_in):
-                    dW[r, i] += v * x[b, i]
-            else:
-                seen[r] = 1
-                for i in range(n_in):
-                    dW[r, i] = v * x[b, i]
+    B, k = idx.shape
+    _topk_backward(dx, dW, dy, x, W, idx, _threads(2 * B * k * x.shape[1], B))
+
+
+@njit(cache=True, parallel=PRANGE_ONLY)
+def _topk_backward(dx, dW, dy, x, W, idx, nt):
+    B, k = idx.shape
+    n_out = W.shape[0]
+    start, ex, cf = _by_row(dy, idx, n_out)
+    if nt == 1:
+        _dx_rows(dx, dy, W, idx, 0, B)
+        _dW_rows(dW, x, start, ex, cf, 0, n_out)
+    else:
+        for t in prange(nt):
+            _dx_rows(dx, dy, W, idx, t * B // nt, (t + 1) * B // nt)
+            lo = 0 if t == 0 else np.searchsorted(start, t * B * k // nt)
+            hi = n_out if t == nt - 1 else np.searchsorted(start, (t + 1) * B * k // nt)
+            _dW_rows(dW, x, start, ex, cf, lo, hi)
 
 
 @njit(cache=True)
+def _unified_part(dx, dW, x, W, idx, dyk, dykT, ex, b_lo, b_hi, j_lo, j_hi):
+    """dx[b] for b in [b_lo, b_hi) and dW[idx[j]] for j in [j_lo, j_hi), two at a time."""
+    k = idx.shape[0]
+    for b in range(b_lo, b_hi - 1, 2):
+        _combo2(dx[b], dx[b + 1], W, idx, dyk[b], dyk[b + 1])
+    if (b_hi - b_lo) % 2:
+        _combo(dx[b_hi - 1], W, idx, dyk[b_hi - 1], 0, k)
+    for j in range(j_lo, j_hi - 1, 2):
+        _combo2(dW[idx[j]], dW[idx[j + 1]], x, ex, dykT[j], dykT[j + 1])
+    if (j_hi - j_lo) % 2:
+        _combo(dW[idx[j_hi - 1]], x, ex, dykT[j_hi - 1], 0, ex.shape[0])
+
+
 def unified_backward(dx, dW, dy, x, W, idx):
     """Unified meProp backward; see reference.unified_backward.
 
     dx: (B, n_in) out; dW: (n_out, n_in) out (rows idx only); dy: (B, n_out);
     x: (B, n_in); W: (n_out, n_in); idx: (k,) int32.
+    The k kept columns of dy are gathered once, both ways round (dyk: (B, k),
+    dykT: (k, B)), so both small products read their coefficients contiguously.
     """
-    B, n_in = x.shape
+    B, k = dy.shape[0], idx.shape[0]
+    _unified_backward(dx, dW, dy, x, W, idx, _threads(2 * B * k * x.shape[1], max(B, k)))
+
+
+@njit(cache=True)
+def _gather_columns(dy, idx):
+    """dy[:, idx] both ways round, (B, k) and (k, B), and the example numbers 0..B-1."""
+    B, k = dy.shape[0], idx.shape[0]
+    dyk, dykT = np.empty((B, k), dy.dtype), np.empty((k, B), dy.dtype)
     for b in range(B):
-        for i in range(n_in):
-            dx[b, i] = 0.0
-        for j in range(idx.shape[0]):
-            v = dy[b, idx[j]]
-            for i in range(n_in):
-                dx[b, i] += v * W[idx[j], i]
-    for j in range(idx.shape[0]):
-        r = idx[j]
-        for i in range(n_in):
-            dW[r, i] = 0.0
-        for b in range(B):
-            v = dy[b, r]
-            for i in range(n_in):
-                dW[r, i] += v * x[b, i]
+        for j in range(k):
+            dyk[b, j] = dykT[j, b] = dy[b, idx[j]]
+    return dyk, dykT, np.arange(B).astype(np.int32)
+
+
+@njit(cache=True, parallel=PRANGE_ONLY)
+def _unified_backward(dx, dW, dy, x, W, idx, nt):
+    B, k = dy.shape[0], idx.shape[0]
+    dyk, dykT, ex = _gather_columns(dy, idx)
+    if nt == 1:
+        _unified_part(dx, dW, x, W, idx, dyk, dykT, ex, 0, B, 0, k)
+    else:
+        for t in prange(nt):
+            _unified_part(dx, dW, x, W, idx, dyk, dykT, ex, t * B // nt, (t + 1) * B // nt,
+                          t * k // nt, (t + 1) * k // nt)
 
 
 # ---------------------------------------------------------------- optimizers
-@njit(cache=True, inline="always")
-def _clip(g, clip):
-    if clip > 0:
-        return min(max(g, -clip), clip)
-    return g
-
-
-@njit(cache=True)
-def sgd_rows(W, G, rows, lr, clip):
-    """W, G: (n_rows, n_cols); rows: (r,) int. One pass over the selected rows."""
-    for r in rows:
-        for i in range(W.shape[1]):
-            W[r, i] -= lr * _clip(G[r, i], clip)
-
-
-@njit(cache=True)
-def adagrad_rows(W, H, G, rows, lr, eps, clip):
-    """W, H, G: (n_rows, n_cols); rows: (r,) int."""
-    for r in rows:
-        for i in range(W.shape[1]):
-            g = _clip(G[r, i], clip)
-            H[r, i] += g * g
-            W[r, i] -= lr * g / (np.sqrt(H[r, i]) + eps)
-
-
-@njit(cache=True)
+# sgd_rows, adagrad_rows: kernels/cpu_optim.py (one thread: they are memory-bound)
 def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
     """W, M, V, G: (n_rows, n_cols); T: (n_rows,) int64 per-row step counts; rows: (r,).
 
-    The bias corrections are computed once per row (in float64, as the
-    reference), then one fused pass updates M, V and W.
+    One fused pass per row updates M, V and W (kernels/cpu_optim.py).
     """
-    for r in rows:
-        T[r] += 1
-        c1 = 1.0 / (1.0 - beta1 ** np.float64(T[r]))
-        c2 = 1.0 / (1.0 - beta2 ** np.float64(T[r]))
-        for i in range(W.shape[1]):
-            g = _clip(G[r, i], clip)
-            m = beta1 * M[r, i] + (1 - beta1) * g
-            v = beta2 * V[r, i] + (1 - beta2) * g * g
-            M[r, i] = m
-            V[r, i] = v
-            W[r, i] -= lr * (m * c1) / (np.sqrt(v * c2) + eps)
+    n = len(rows)
+    adam_rows_split(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip,
+                    _threads(4 * n * W.shape[1], n))

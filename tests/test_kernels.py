@@ -27,10 +27,12 @@ def _topk_by_sort(a, k):
 def test_topk_rows_matches_sort_oracle(impl, B, n, k):
     rng = np.random.default_rng(B * 1000 + n + k)
     dy = _dy(rng, B, n)
-    idx = np.full((B, k), -1, np.int32)
+    buf = np.full((B + 1, k), -1, np.int32)
+    idx = buf[:B]                            # the row after must stay untouched
     impl.topk_rows(idx, dy, k)
     for b in range(B):
         assert np.array_equal(idx[b], _topk_by_sort(dy[b], k))
+    assert (buf[B] == -1).all()
 
 
 @pytest.mark.parametrize("B,n,k", SHAPES)
@@ -250,7 +252,7 @@ def test_cpu_kernels_run_as_plain_python_without_jit():
     code = """
 import json, numpy as np, kernels
 R, C = kernels.get("numpy"), kernels.get("cpu")
-assert not hasattr(C.topk_rows, "py_func"), "the JIT is still on"
+assert not hasattr(C.union_rows, "py_func"), "the JIT is still on"
 rng = np.random.default_rng(0)
 dy, x, W = rng.standard_normal((3, 9)), rng.standard_normal((3, 5)), rng.standard_normal((9, 5))
 for impl in (R, C):
@@ -277,3 +279,65 @@ for impl in (R, C):
     assert ref[:3] == cpu[:3]                              # the selections, exactly
     for a, b in zip(ref[3:], cpu[3:]):
         assert_close(np.array(b), np.array(a), 1e-12, 1e-12)
+
+
+@pytest.mark.parametrize("B,n_out,k", [(1, 9, 3), (9, 37, 5), (50, 500, 20)])
+def test_threaded_kernels_match_reference(monkeypatch, B, n_out, k):
+    # PARALLEL_MIN_WORK = 0: every kernel splits its work across Numba's threads
+    monkeypatch.setattr(C, "PARALLEL_MIN_WORK", 0)
+    rng = np.random.default_rng(B + n_out)
+    n_in = 23
+    dy, x, W = _backward_case(rng, B, n_out, n_in, k, np.float32)
+    buf, want = np.full((B + 1, k), -7, np.int32), np.empty((B, k), np.int32)
+    idx = buf[:B]                            # a sentinel row after the output
+    C.topk_rows(idx, dy, k)
+    R.topk_rows(want, dy, k)
+    assert np.array_equal(idx, want) and (buf[B] == -7).all()
+    u, uw = np.empty(k, np.int32), np.empty(k, np.int32)
+    C.topk_unified(u, dy, k)
+    R.topk_unified(uw, dy, k)
+    assert np.array_equal(u, uw)
+    for sel, kern in [(idx, "topk_backward"), (u, "unified_backward")]:
+        rows = np.unique(sel)
+        rdx, rdW = np.empty((B, n_in), np.float32), np.zeros((n_out, n_in), np.float32)
+        getattr(R, kern)(rdx, rdW, dy, x, W, sel)
+        dx, dW = np.full_like(rdx, np.nan), np.full_like(rdW, 7.0)
+        getattr(C, kern)(dx, dW, dy, x, W, sel)
+        assert_close(dx, rdx, 1e-4, 1e-4)
+        assert_close(dW[rows], rdW[rows], 1e-4, 1e-4)
+        assert (np.delete(dW, rows, axis=0) == 7.0).all()
+    G, outs = rng.standard_normal(W.shape).astype(np.float32), []
+    for impl in (R, C):
+        w, m, v, t = W.copy(), np.zeros_like(W), np.zeros_like(W), np.zeros(n_out, np.int64)
+        impl.adam_rows(w, m, v, t, G, C.union_rows(idx, n_out), 1e-3, 0.9, 0.999, 1e-8, 0.0)
+        outs.append((w, m, v, t))
+    for a, b in zip(*outs):
+        assert_close(b, a, 1e-6, 1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_elementwise_and_loss_kernels_match_reference(dtype):
+    rng = np.random.default_rng(6)
+    x, y = (rng.standard_normal((7, 13)).astype(dtype) for _ in range(2))
+    x[0, :3] = [-0.0, np.nan, np.inf]
+    for kern in ("relu_forward", "relu_backward"):
+        a, b = np.empty_like(x), np.empty_like(x)
+        args = (x,) if kern == "relu_forward" else (x, y)
+        with np.errstate(invalid="ignore"):
+            getattr(R, kern)(a, *args)
+        getattr(C, kern)(b, *args)
+        assert np.array_equal(a, b, equal_nan=True) and (np.signbit(a) == np.signbit(b)).all()
+    a, b = np.empty(13, dtype), np.empty(13, dtype)
+    R.bias_grad(a, y)
+    C.bias_grad(b, y)
+    assert np.array_equal(a, b)                       # the same additions in the same order
+    logits, labels = (3 * rng.standard_normal((6, 10))).astype(dtype), rng.integers(0, 10, 6)
+    pa, pb = np.empty_like(logits), np.empty_like(logits)
+    la, lb = R.softmax_xent_forward(pa, logits, labels), C.softmax_xent_forward(pb, logits, labels)
+    assert isinstance(lb, float)
+    assert_close(lb, la, 1e-6, 1e-6)
+    assert_close(pb, pa, 1e-6, 1e-6)
+    da, db = np.empty_like(pa), np.empty_like(pa)
+    R.softmax_xent_backward(da, pa, labels)
+    C.softmax_xent_backward(db, pa, labels)
+    assert np.array_equal(da, db)
