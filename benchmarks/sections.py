@@ -18,7 +18,7 @@ F32 = np.float32
 
 FULL = {"topk": dict(Bs=(1, 50, 128), ns=(500, 1000, 2000, 4096), ks=(10, 20, 80)),
         "layer": dict(Bs=(1, 50, 128), ns=(500, 1000, 2000, 4096), ks=(20, 80)),
-        "mlp": dict(Bs=(1, 50, 128))}
+        "mlp": dict(Bs=(1, 10, 50, 128))}
 QUICK = {"topk": dict(Bs=(1, 50), ns=(500,), ks=(20,)),
          "layer": dict(Bs=(1, 50), ns=(500,), ks=(20,)),
          "mlp": dict(Bs=(1, 50))}

@@ -105,17 +105,24 @@ def _kth_largest(vals, key, cand, c, k):
 
 @njit(cache=True)
 def _take_by_threshold(out, key, cand, c, k, tv):
-    """out = the candidates (in index order) above tv, then the lowest-index ones equal to it."""
+    """out = the candidates (in index order) above tv, then the lowest-index ones equal
+    to it. Branch-free: about half the candidates are taken, in no predictable pattern,
+    and an `if` here mispredicted often enough to cost as much as the quickselect.
+    The taken ones are compacted into cand itself (m <= q), then copied: out has room
+    for exactly k."""
     ties = k
     for q in range(c):
         ties -= key[cand[q]] > tv
     m = 0
     for q in range(c):
         i = cand[q]
-        if key[i] > tv or (key[i] == tv and ties > 0):
-            ties -= key[i] == tv
-            out[m] = i
-            m += 1
+        v = key[i]
+        take = (v > tv) | ((v == tv) & (ties > 0))
+        ties -= (v == tv) & take
+        cand[m] = i
+        m += take
+    for j in range(k):
+        out[j] = cand[j]
 
 
 @njit(cache=True)

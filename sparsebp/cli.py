@@ -55,7 +55,9 @@ def report(files):
              "(speed-up) | update s | rows updated |", "|" + " --- |" * 9]
     for f, r, t in zip(files, runs, tot):
         c, b = r["config"], r["best"]
-        name = c["mode"] + ("" if c["mode"] == "dense" else f" k={c['k']}") + f", {c['optimizer']}" + (", dense Adam" if c.get("dense_adam") else "")
+        name = c["mode"] + ("" if c["mode"] == "dense" else f" k={c['k']}") + f", {c['optimizer']}"
+        name += ", dense Adam" if c.get("dense_adam") else ""
+        name += f", {c['activation']}" if c.get("activation", "relu") != "relu" else ""
         name += f", batch {c['batch_size']}" + (f", dropout {c['dropout']}" if c["dropout"] else "")
         rows = sum(e["rows_frac"] for e in r["epochs"]) / len(r["epochs"])
         ratio = tot[0]["linear_backward_s"] / t["linear_backward_s"]
