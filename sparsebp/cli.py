@@ -59,6 +59,7 @@ def report(files):
         name += ", dense Adam" if c.get("dense_adam") else ""
         name += f", {c['activation']}" if c.get("activation", "relu") != "relu" else ""
         name += f", batch {c['batch_size']}" + (f", dropout {c['dropout']}" if c["dropout"] else "")
+        name += f", seed {c['seed']}"
         rows = sum(e["rows_frac"] for e in r["epochs"]) / len(r["epochs"])
         ratio = tot[0]["linear_backward_s"] / t["linear_backward_s"]
         lines.append(f"| {name} | {len(r['epochs'])} | {b['epoch']} | {100 * b['dev_acc']:.2f} | "
