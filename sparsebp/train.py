@@ -122,6 +122,24 @@ def train_epoch(model, opt, x, y, batch_size, progress=None):
     return dict(train_loss=total_loss / len(x), rows_frac=rows_frac / max(steps, 1), **t)
 
 
+def warm_up(cfg, n_in, n_out):
+    """One training step and one evaluation of a tiny model of cfg's kind, on random
+    data, so that every kernel the run calls is compiled (or loaded from Numba's
+    cache) before the first epoch: its timings then measure the work, not the JIT.
+    Runs before the run is seeded, so it changes no result."""
+    small = Config(**{**asdict(cfg), "hidden": max(cfg.k, 2), "layers": min(cfg.layers, 2)})
+    model = build_mlp(n_in, n_out, small)
+    opt = build_optimizer(model.parameters(), small)
+    x = np.random.default_rng(0).random((2, n_in), dtype=np.float32)
+    loss_fn = SoftmaxCrossEntropy()
+    loss_fn.forward(model.forward(x), np.arange(2) % n_out)
+    model.backward(loss_fn.backward())
+    opt.step()
+    model.eval()
+    model.forward(x)
+    synchronize()
+
+
 def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=True):
     """Train cfg on data (train_x/y, dev_x/y, test_x/y); returns the results dict.
 
@@ -129,6 +147,10 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
     a checkpoint after every epoch; `resume` continues from that checkpoint.
     """
     from .backend import seed
+    t0 = time.perf_counter()
+    warm_up(cfg, data.train_x.shape[1], int(data.train_y.max()) + 1)
+    log(f"kernels ready in {time.perf_counter() - t0:.1f}s (Numba compiles them on the first "
+        "run, later runs load them from its cache)")
     seed(cfg.seed)
     model = build_mlp(data.train_x.shape[1], int(data.train_y.max()) + 1, cfg)
     opt = build_optimizer(model.parameters(), cfg)
