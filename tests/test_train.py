@@ -149,7 +149,7 @@ def test_report_table(tmp_path, capsys):
     assert cli.main(["report", *files]) == 0
     table = capsys.readouterr().out.strip().splitlines()
     assert len(table) == 4 and table[2].startswith("| dense, adam") and "(1.0x)" in table[2]
-    assert table[3].startswith("| topk k=4, adam, batch 10")
+    assert table[3].startswith("| topk k=4, adam, batch 10, seed 1 |")
 
 
 def test_build_mlp_follows_the_config():
