@@ -86,11 +86,11 @@ def mlp_rows(old, new, timer):
         for label, K in (("before", old), ("after", new)):
             backend._state["K"] = K
             model, opt, lf = S.build(mode)
-            def step(x, y, model=model, opt=opt, lf=lf, K=K):
+            one = S.train_step(model, opt, lf)
+
+            def step(x, y, one=one, K=K):
                 backend._state["K"] = K
-                lf.forward(model.forward(x), y)
-                model.backward(lf.backward())
-                opt.step()
+                one(x, y)
             step(*batches[0])
             if mode == "dense":                        # the update alone, all 648,010 weights
                 def update(opt=opt, K=K):

@@ -35,7 +35,9 @@ from numba import cuda
 
 import kernels
 import sparsebp as sb
+from benchmarks.sections import train_step
 from kernels import cuda_gemm
+from sparsebp import train as T
 from sparsebp.gpu import NoCudaDevice, require_device
 
 R = kernels.get("numpy")
@@ -251,26 +253,15 @@ def bench_layer(G, hs, Bs, ks, reps, comp):
 
 
 # ---------------------------------------------------------------- (c) the MLP step
-def _mlp(dims, mode, k):
-    layers = []
-    for i in range(len(dims) - 1):
-        hidden = i < len(dims) - 2                    # the output layer stays dense
-        layers.append(sb.Linear(dims[i], dims[i + 1], k=k if hidden and mode != "dense" else None,
-                                mode=mode))
-        if hidden:
-            layers.append(sb.ReLU())
-    return sb.Sequential(*layers)
-
-
 def _one_step(backend, dims, mode, k, x, y):
-    """The seeded model on a backend after one Adam step: (model, loss_fn, optimizer)."""
+    """The seeded MLP dims[0]-dims[1]-...-dims[-1] (equal hidden sizes, meProp on the
+    hidden layers) on a backend after one Adam step: (model, loss_fn, optimizer)."""
+    cfg = T.Config(mode=mode, k=k, hidden=dims[1], layers=len(dims) - 2)
     with sb.using(backend):
         sb.seed(0)
-        model = _mlp(dims, mode, k)
+        model = T.build_mlp(dims[0], dims[-1], cfg)
         lf, opt = sb.SoftmaxCrossEntropy(), sb.Adam(model.parameters())
-        lf.forward(model.forward(x), y)
-        model.backward(lf.backward())
-        opt.step()
+        train_step(model, opt, lf)(x, y)
     return model, lf, opt
 
 

@@ -23,11 +23,7 @@ def main():
 
     def forward(x, y):
         lf.forward(model.forward(x), y)
-
-    def step(x, y):
-        forward(x, y)
-        model.backward(lf.backward())
-        opt.step()
+    step = S.train_step(model, opt, lf)
     for b in batches:
         step(*b)
     t = Timer()({"step": S.cycling(step, batches), "forward + loss": S.cycling(forward, batches),

@@ -256,12 +256,20 @@ def build(mode, backend="cpu", k=20):
         return model, sb.Adam(model.parameters(), lr=1e-3), sb.SoftmaxCrossEntropy()
 
 
-def one_step(backend, model, opt, loss_fn, x, y):
-    with sb.using(backend):
+def train_step(model, opt, loss_fn):
+    """step(x, y) -> loss: forward, loss, backward and update of one minibatch, on the
+    current backend."""
+    def step(x, y):
         loss = loss_fn.forward(model.forward(x), y)
         model.backward(loss_fn.backward())
         opt.step()
-    return loss
+        return loss
+    return step
+
+
+def one_step(backend, model, opt, loss_fn, x, y):
+    with sb.using(backend):
+        return train_step(model, opt, loss_fn)(x, y)
 
 
 def adam_from(params, init):
@@ -321,11 +329,7 @@ def bench_mlp(timer, Bs):
 
             def backward(model=model, loss_fn=loss_fn):
                 model.backward(loss_fn.backward())
-
-            def step(x, y, forward=forward, backward=backward, opt=opt):
-                forward(x, y)
-                backward()
-                opt.step()
+            step = train_step(model, opt, loss_fn)
             step(*batches[0])
             fns.update({(mode, "forward_us"): cycling(forward, batches), (mode, "backward_us"): backward,
                         (mode, "update_us"): opt.step, (mode, "step_us"): cycling(step, batches)})

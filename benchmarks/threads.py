@@ -33,12 +33,7 @@ def measure(threaded):
     timer, out = Timer(), {}
     batches = [S.mnist_batch(50, i)[:2] for i in range(S.INPUTS)]
     for mode in ("unified", "topk", "dense"):
-        model, opt, lf = S.build(mode)
-
-        def step(x, y, model=model, opt=opt, lf=lf):
-            lf.forward(model.forward(x), y)
-            model.backward(lf.backward())
-            opt.step()
+        step = S.train_step(*S.build(mode))
         out[f"MLP step, B = 50, {mode}"] = timer({mode: S.cycling(step, batches)})[mode]
     rng = np.random.default_rng(6)
     dy, x, W = S.layer_case(rng, 50, 500)

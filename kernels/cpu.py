@@ -25,7 +25,7 @@ compile, later processes load it from `__pycache__`) and also runs with
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from .cpu_optim import adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
+from .cpu_optim import PRANGE_ONLY, adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
     empty, linear_forward, mul, tanh_backward, tanh_forward, to_device, to_host, zeros,
 )
@@ -41,13 +41,6 @@ name = "cpu"
 # one thread. It is read at every call: `kernels.cpu.PARALLEL_MIN_WORK = 0`
 # makes every kernel use all threads.
 PARALLEL_MIN_WORK = 16_000_000
-
-
-# parallel=True would also turn NumPy calls (np.arange, astype, np.zeros...) into
-# parallel loops that start the thread pool even when a kernel runs on one thread,
-# and its spinning workers then slow the next BLAS call 2x. Only prange is parallel.
-PRANGE_ONLY = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False,
-                   setitem=False, numpy=False, stencil=False, fusion=False)
 
 
 def _threads(work, parts):

@@ -16,6 +16,13 @@ What makes them fast:
 import numpy as np
 from numba import njit, prange
 
+# parallel=True would also turn NumPy calls (np.arange, astype, np.zeros...) into
+# parallel loops that start the thread pool even when a kernel runs on one thread,
+# and its spinning workers then slow the next BLAS call (benchmarks/README.md,
+# "Threads"). Only explicit prange loops are parallel; kernels/cpu.py uses it too.
+PRANGE_ONLY = dict(prange=True, comprehension=False, reduction=False, inplace_binop=False,
+                   setitem=False, numpy=False, stencil=False, fusion=False)
+
 
 @njit(cache=True)
 def _as_dtype(W, *values):
@@ -88,8 +95,7 @@ def _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, q_lo, q_hi):
             W[r, i] -= step * m / (np.sqrt(v * vscale) + eps_)
 
 
-@njit(cache=True, parallel=dict(prange=True, comprehension=False, reduction=False, inplace_binop=False,
-                                        setitem=False, numpy=False, stencil=False, fusion=False))
+@njit(cache=True, parallel=PRANGE_ONLY)
 def adam_rows_split(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, nt):
     """adam_rows with the rows cut into nt parts, one per thread (nt = 1: no threads)."""
     n = rows.shape[0]

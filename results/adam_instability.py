@@ -23,6 +23,13 @@ from sparsebp.layers import Linear, ReLU, Tanh
 _backward = Linear.backward
 
 
+def _kept(self, dy):
+    """dy with only this layer's selected entries (per example), the rest zero."""
+    keep = np.zeros(dy.shape, bool)
+    np.put_along_axis(keep, self.selected, True, axis=1)
+    return np.where(keep, dy, 0)
+
+
 def _one_product_sparse(which):
     """A Linear.backward for mode "topk" whose selection sparsifies only `which`
     ("dx" or "dW"); the other product and the bias use the full dy."""
@@ -30,9 +37,7 @@ def _one_product_sparse(which):
         dx = _backward(self, dy)                    # selection + sparse products
         if self.mode != "topk":                     # the dense output layer
             return dx
-        keep = np.zeros(dy.shape, bool)
-        np.put_along_axis(keep, self.selected, True, axis=1)
-        full, masked = dy, np.where(keep, dy, 0)
+        full, masked = dy, _kept(self, dy)
         dx = (masked if which == "dx" else full) @ self.weight.data
         self.weight.grad[:] = (masked if which == "dW" else full).T @ self.x
         self.weight.rows = None                     # every row has a gradient now
@@ -44,9 +49,7 @@ def _masked_bias(self, dy):
     """Linear.backward whose bias gradient sums only the selected entries of dy."""
     dx = _backward(self, dy)
     if self.mode == "topk":
-        keep = np.zeros(dy.shape, bool)
-        np.put_along_axis(keep, self.selected, True, axis=1)
-        self.bias.grad[:] = np.where(keep, dy, 0).sum(axis=0)
+        self.bias.grad[:] = _kept(self, dy).sum(axis=0)
     return dx
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 import kernels
 
-_state = {"name": "cpu", "K": None, "rng": np.random.default_rng(0)}
+_state = {"name": "cpu", "K": None, "sync": None, "rng": np.random.default_rng(0)}
 
 
 def set_backend(name):
@@ -23,6 +23,7 @@ def set_backend(name):
         from . import gpu
         gpu.require_device()
     _state["K"] = kernels.get(name)
+    _state["sync"] = getattr(_state["K"], "synchronize", None)   # GPU kernels only
     _state["name"] = name
 
 
@@ -33,16 +34,16 @@ def backend_name():
 def K():
     """The current kernel module (kernels.reference, kernels.cpu or kernels.cuda)."""
     if _state["K"] is None:
-        _state["K"] = kernels.get(_state["name"])
+        set_backend(_state["name"])
     return _state["K"]
 
 
 def synchronize():
     """Wait until the backend's queued work is done: GPU kernels run asynchronously,
     so a timer must wait for them. A no-op on the CPU backends."""
-    sync = getattr(K(), "synchronize", None)
-    if sync is not None:
-        sync()
+    K()                                        # loads the backend, and its sync, on first use
+    if _state["sync"] is not None:
+        _state["sync"]()
 
 
 @contextlib.contextmanager
