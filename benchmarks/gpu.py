@@ -37,6 +37,7 @@ import kernels
 import sparsebp as sb
 from benchmarks.sections import train_step
 from kernels import cuda_gemm
+from kernels.cuda_launch import gpu_kernel
 from sparsebp import train as T
 from sparsebp.gpu import NoCudaDevice, require_device
 
@@ -84,19 +85,9 @@ def compile_s(fn):
 
 @contextlib.contextmanager
 def count_launches():
-    """Counts the kernel launches (and cuBLAS calls) inside the block: n[0]."""
-    n = [0]
+    """Counts the kernel launches (and cuBLAS calls) inside the block: n[0] after it."""
     G = kernels.get("cuda")
-    if SIM:                     # the simulator's kernel objects also run device functions
-        from numba.cuda.simulator.kernel import FakeCUDAKernel as cls
-    else:                       # what `kernel[grid, block]` returns and calls
-        from numba.cuda.dispatcher import _LaunchConfiguration as cls
-    orig = cls.__call__
-
-    def counted(self, *args):
-        if not getattr(self, "_device", False):
-            n[0] += 1
-        return orig(self, *args)
+    n, start = [0], G.launches()
 
     def cublas(fn, calls):
         def wrapped(*a):
@@ -104,13 +95,12 @@ def count_launches():
             return fn(*a)
         return wrapped
     saved = G.cublas_linear_forward, G.cublas_dense_backward
-    cls.__call__ = counted
     G.cublas_linear_forward = cublas(saved[0], 2)           # matmul, bias add
     G.cublas_dense_backward = cublas(saved[1], 2)           # two matmuls
     try:
         yield n
     finally:
-        cls.__call__ = orig
+        n[0] += G.launches() - start
         G.cublas_linear_forward, G.cublas_dense_backward = saved
 
 
@@ -310,54 +300,96 @@ def bench_mlp(G, dims, Bs, k, reps, gemms, comp):
 
 
 # ---------------------------------------------------------------- (d) launch cost
-@cuda.jit
+@gpu_kernel
 def _empty_kernel(a, b, c, d, e, f, g, h):
     pass
 
 
-def bench_launch(G, reps, target):
-    """Where a small meProp backward's time goes: the host cost of one Numba launch
-    (an empty kernel with 8 array arguments, launched back to back, host clock), and
-    the GPU time of the kernels of the target layer backward (h, B, k), summed from
-    PyTorch's profiler when torch is importable (it records every kernel of the
-    process, Numba's too)."""
-    if SIM:
-        return [dict(what="(simulator)", us=float("nan"))]
-    arrs = [G.empty((4,)) for _ in range(8)]
-    launch = lambda: _empty_kernel[1, 32](*arrs)  # noqa: E731
+def _host_us(fn, reps):
+    """Host microseconds per call of fn, back to back (the GPU catches up at the end)."""
     for _ in range(10):
-        launch()
+        fn()
     cuda.synchronize()
     t0 = time.perf_counter()
     for _ in range(reps):
-        launch()
+        fn()
     cuda.synchronize()
-    rows = [dict(what="host cost of one launch, empty kernel, 8 arrays",
-                 us=(time.perf_counter() - t0) / reps * 1e6)]
+    return (time.perf_counter() - t0) / reps * 1e6
+
+
+def _profile(fn, reps=20):
+    """(GPU microseconds of fn's kernels per call, [(kernel, calls per fn, us each)]) from
+    PyTorch's profiler (it records every kernel of the process, Numba's too)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(reps):
+            fn()
+        cuda.synchronize()
+        torch.cuda.synchronize()
+    per = []
+    for e in prof.key_averages():
+        t = getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)
+        if t and e.count:
+            per.append((e.key[:60], e.count / reps, t / e.count))
+    return sum(c * t for _, c, t in per), sorted(per, key=lambda r: -r[1] * r[2])
+
+
+def bench_launch(G, reps, target):
+    """Where a small meProp backward's time goes. The host cost of one launch of an
+    empty kernel with 8 arrays: through Numba, through our short path (kernels/
+    cuda_launch.py), and the floor under both (cuda.core's launch with the arguments
+    already flattened). Then, for the target layer backward (h, B, k): CUDA-event time
+    with either launch path, and the GPU time of its kernels, one by one, from
+    PyTorch's profiler when torch is importable."""
+    if SIM:
+        return [dict(what="(simulator)", us=float("nan"))]
+    arrs = [G.empty((4,)) for _ in range(8)]
+    empty = lambda: _empty_kernel[1, 32](*arrs)  # noqa: E731
+    rows = []
+    for path in ("numba", "fast"):
+        G.set_launch(path)
+        rows.append(dict(what=f"host cost of one launch, empty kernel, 8 arrays, {path} path",
+                         us=_host_us(empty, reps)))
+    G.set_launch("fast")
+    try:                                          # the floor: cuda.core's launch alone
+        from kernels import cuda_launch as CL
+        conf = _empty_kernel[1, 32]
+        (kern, _), = [v for v in _empty_kernel._compiled.values() if v != CL._NUMBA]
+        flat = [v for a in arrs for v in (0, 0, a.size, a.dtype.itemsize, CL._ptr(a), *a.shape, *a.strides)]
+        floor = lambda: CL._launch(conf.stream, conf.config, kern, *flat)  # noqa: E731
+        rows.append(dict(what="host cost of cuda.core's launch, arguments already flattened",
+                         us=_host_us(floor, reps)))
+    except Exception as e:                        # noqa: BLE001 - a diagnostic only
+        rows.append(dict(what=f"(cuda.core floor not measured: {type(e).__name__}: {e})", us=float("nan")))
     h, B, k = target
     rng = np.random.default_rng(4)
     d_W, d_x, d_dy = (G.to_device(rng.standard_normal(s).astype(np.float32)) for s in [(h, h), (B, h), (B, h)])
     bufs = (G.empty((B, h)), G.empty((h, h)), G.empty((h,)), G.empty((B, k), np.int32), G.empty((k,), np.int32))
     fns = dict(zip(("dense", "topk", "unified"), _layer_fns(G, bufs, d_dy, d_x, d_W, k)))
-    try:
-        import torch
-        from torch.profiler import ProfilerActivity, profile
-    except ImportError:
-        return rows
     G.set_gemm("cublas" if cuda_gemm.cublas_available() else "numba")
+    try:
+        import torch  # noqa: F401
+        have_torch = True
+    except ImportError:
+        have_torch = False
     for name, f in fns.items():
-        f()
-        cuda.synchronize()
-        with profile(activities=[ProfilerActivity.CUDA]) as prof:
-            for _ in range(20):
-                f()
-            cuda.synchronize()
-            torch.cuda.synchronize()
-        dev = sum(getattr(e, "self_device_time_total", 0) or getattr(e, "self_cuda_time_total", 0)
-                  for e in prof.key_averages())
-        rows.append(dict(what=f"GPU time of the kernels, {name} backward h={h} B={B} k={k}", us=dev / 20))
-        rows.append(dict(what=f"CUDA-event time as in (b), {name} backward h={h} B={B} k={k}",
-                         us=gpu_us(f, reps)))
+        what = f"{name} backward h={h} B={B} k={k}"
+        for path in ("numba", "fast"):
+            G.set_launch(path)
+            rows.append(dict(what=f"CUDA-event time as in (b), {what}, {path} launch", us=gpu_us(f, reps)))
+            rows.append(dict(what=f"host time per call, {what}, {path} launch", us=_host_us(f, reps)))
+        G.set_launch("fast")
+        if have_torch:
+            try:
+                total, per = _profile(f)
+            except Exception as e:                # noqa: BLE001 - a diagnostic only
+                rows.append(dict(what=f"(no profile: {type(e).__name__}: {e})", us=float("nan")))
+                continue
+            rows.append(dict(what=f"GPU time of the kernels, {what}", us=total))
+            rows += [dict(what=f"  {calls:g} x {kname}", us=t) for kname, calls, t in per]
     G.set_gemm("numba")
     return rows
 

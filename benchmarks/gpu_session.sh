@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# One lent-GPU session, in one call: the CUDA tests on the real device, then the
-# GPU benchmarks (target sizes first, then the full grid), then one MNIST epoch
-# on the cuda backend, dense and meProp. Each step has its own time limit, so a
-# slow or failing step still leaves the others' results. Logs and JSON go to
-# ${OUT:-gpu-out}/.
-#     bash benchmarks/gpu_session.sh
+# One lent-GPU session, in one call, most important first: where a backward's time
+# goes and the target sizes (benchmarks.gpu --quick), the CUDA tests on the real
+# device, the full grid of layer backwards, the MLP step, one MNIST epoch per mode.
+# Each step has its own time limit, so a slow or failing step still leaves the
+# others' results. Logs and JSON go to ${OUT:-gpu-out}/.
+#     bash benchmarks/gpu_session.sh            # FULL=0: skip the full grid and the epochs
 set -u
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -18,13 +18,17 @@ step() {  # step NAME SECONDS COMMAND...
     timeout "$secs" "$@" > "$OUT/$name.log" 2>&1
     echo "=== $name: exit $? after $((SECONDS - t0))s"
 }
-step quick 100 $PY -m benchmarks.gpu --quick --out "$OUT/results-gpu-quick.json"
-step tests 170 env SPARSEBP_REAL_GPU=1 $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda.py
-step full 190 $PY -m benchmarks.gpu --out "$OUT/results-gpu.json"
-for mode in dense topk; do
-    step "train-$mode" 45 $PY -m sparsebp train mnist --backend cuda --epochs 1 --mode $mode --k 20 \
-        --no-progress --out "$OUT/train-$mode.json"
-done
-tail -n 25 "$OUT/quick.log"; tail -n 4 "$OUT/tests.log"
-grep -A 40 "^## (b)" "$OUT/full.log" | head -40
-tail -n 3 "$OUT"/train-*.log
+step quick 110 $PY -m benchmarks.gpu --quick --only launch --only layer_backward --only topk \
+    --out "$OUT/results-gpu-quick.json"
+step tests 120 env SPARSEBP_REAL_GPU=1 $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda.py
+step mlp 70 $PY -m benchmarks.gpu --quick --only mlp_step --out "$OUT/results-gpu-mlp.json"
+if [ "${FULL:-1}" = 1 ]; then
+    step full 150 $PY -m benchmarks.gpu --only layer_backward --only topk --out "$OUT/results-gpu.json"
+    for mode in dense unified; do
+        step "train-$mode" 45 $PY -m sparsebp train mnist --backend cuda --epochs 1 --mode $mode --k 20 \
+            --no-progress --out "$OUT/train-$mode.json"
+    done
+fi
+cat "$OUT/quick.log"; tail -n 4 "$OUT/tests.log"; tail -n 12 "$OUT/mlp.log"
+[ -f "$OUT/full.log" ] && grep -A 40 "^## (b)" "$OUT/full.log" | head -40
+tail -n 3 "$OUT"/train-*.log 2>/dev/null

@@ -44,7 +44,8 @@ if not hasattr(np, "row_stack"):
 
 from numba import cuda  # noqa: E402
 
-from . import cuda_select as S
+from . import cuda_launch, cuda_select as S  # noqa: F401
+from .cuda_launch import gpu_kernel, launch_name, launches, set_launch  # noqa: F401
 from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
                         cublas_linear_forward, gemm, gemm_name, set_gemm)
 from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
@@ -102,17 +103,19 @@ def synchronize():
 _scratch_bufs = {}
 
 
-def _scratch(name, shape, dtype, zero=False):
+def _scratch(name, shape, dtype, zero=False, view_of=None):
     """A device buffer kept between calls, one per (name, shape, dtype).
 
     Every kernel runs in order on the default stream, so a call's use of a
     buffer starts after the previous call's has ended: reusing it spares the hot
     kernels a cudaMalloc per call (and numba's deferred frees, which can stall).
     zero: filled with zeros when first made (the kernels keep it so).
+    view_of: another scratch buffer, whose memory this one reads as dtype.
     """
     key = (name, shape, np.dtype(dtype))
     if key not in _scratch_bufs:
-        _scratch_bufs[key] = (cuda.to_device(np.zeros(shape, dtype)) if zero
+        _scratch_bufs[key] = (view_of.view(dtype) if view_of is not None
+                              else cuda.to_device(np.zeros(shape, dtype)) if zero
                               else cuda.device_array(shape, dtype))
     return _scratch_bufs[key]
 
@@ -135,15 +138,18 @@ def topk_rows(idx, dy, k):
     S.topk_rows_kernel[dy.shape[0], THREADS](idx, keys, k, _mask(bits), bits)
 
 
-def topk_unified(idx, dy, k):
+def topk_unified(idx, dy, k, db=None):
     """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| (float64), then
-    the radix select, in one launch: the block that finishes last selects."""
+    the radix select, in one launch: the block that finishes last selects.
+    db: optional (n,) out, the bias gradient, summed in the same pass over dy."""
     dy = to_device(dy)
     n = dy.shape[1]
     counter = _scratch("unified_counter", (1,), np.int32, zero=True)
-    s = _scratch("unified_sums", (1, n), np.float64)
-    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](
-        idx.reshape(1, k), s, s.view(np.int64), counter, dy, k, _mask(64))
+    s = _scratch("unified_sums", (n,), np.float64)
+    keys = _scratch("unified_keys", (n,), np.int64, view_of=s)
+    want_db = db is not None
+    db = db if want_db else _scratch("no_bias", (1,), dy.dtype)
+    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _mask(64), want_db)
 
 
 def union_rows(idx, n_out):
@@ -169,7 +175,7 @@ def _has(sorted_row, n, r):
     return lo < n and sorted_row[lo] == r
 
 
-@cuda.jit
+@gpu_kernel
 def _zero_unselected(G, rows):
     """One block per row of G: zero it unless it is in rows (ascending)."""
     r = cuda.blockIdx.x
@@ -203,11 +209,11 @@ def dense_backward(dx, dW, dy, x, W):
 
 def bias_grad(db, dy):
     """db: (n_out,) = column sums of the full dy: (B, n_out), coalesced, in float64."""
-    S.bias_grad_kernel[_blocks(dy.shape[1], S.COLS), THREADS](db.reshape(1, db.shape[0]), dy)
+    S.bias_grad_kernel[_blocks(dy.shape[1], S.COLS), THREADS](db, dy)
 
 
 def _make_topk_backward(f):
-    @cuda.jit
+    @gpu_kernel
     def kernel(dx, dW, dy, x, W, idx, n_tiles):
         """Blocks [0, B n_tiles): dx[b, tile]; blocks after: dW[r] for r = 0..n_out-1."""
         sr = cuda.shared.array(THREADS, np.int32)
@@ -294,7 +300,7 @@ RELU, RELU_BACK, TANH, TANH_BACK, MUL = range(5)
 def _make_elementwise(f):
     zero, one = f(0), f(1)               # typed constants: float32 math stays float32
 
-    @cuda.jit
+    @gpu_kernel
     def kernel(out, a, b, op):
         """out, a, b: (B, n); one thread per element (flat index: no reshapes on the
         host), op a launch argument so one compiled kernel serves all five."""
@@ -343,7 +349,7 @@ def mul(out, a, m):
     _ew(out, a, m, MUL)
 
 
-@cuda.jit
+@gpu_kernel
 def _softmax_xent(probs, nll, logits, labels):
     """One thread per row. probs: (B, C) out; nll: (B,) float64 out; labels: (B,) int."""
     b = cuda.grid(1)
@@ -373,7 +379,7 @@ def softmax_xent_forward(probs, logits, labels):
 def _make_xent_backward(f):
     zero, one = f(0), f(1)
 
-    @cuda.jit
+    @gpu_kernel
     def kernel(d, probs, labels):
         """One thread per element of d: (B, C), in probs' type."""
         e = cuda.grid(1)

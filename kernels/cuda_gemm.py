@@ -37,6 +37,8 @@ import os
 import numpy as np
 from numba import cuda
 
+from .cuda_launch import gpu_kernel
+
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 TD = 2 if SIM else 16            # threads per block side
 TM = 4                           # outputs per thread side, kept in registers
@@ -144,7 +146,7 @@ def _make_kernel(f):
                             v += bias[n]
                         C[r, n] = v
 
-    @cuda.jit
+    @gpu_kernel
     def gemm2(C0, A0, B0, M0, N0, K0, f0, C1, A1, B1, M1, N1, K1, f1, idx, bias):
         """blockIdx.z = 0: product 0, 1: product 1; blockIdx.x: n tile, y: m tile."""
         if cuda.blockIdx.z == 0:

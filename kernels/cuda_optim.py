@@ -21,6 +21,8 @@ import math
 import numpy as np
 from numba import cuda
 
+from .cuda_launch import gpu_kernel
+
 from .cuda_select import THREADS
 
 
@@ -43,13 +45,13 @@ def _clip_bounds(f, clip):
 def _make(f):
     """The three kernels for weights of float type f (np.float32 or np.float64)."""
 
-    @cuda.jit
+    @gpu_kernel
     def sgd(W, G, rows, lr, lo, hi):
         r = rows[cuda.blockIdx.x]
         for i in range(cuda.threadIdx.x, W.shape[1], cuda.blockDim.x):
             W[r, i] -= lr * min(max(G[r, i], lo), hi)
 
-    @cuda.jit
+    @gpu_kernel
     def adagrad(W, H, G, rows, lr, eps, lo, hi):
         r = rows[cuda.blockIdx.x]
         for i in range(cuda.threadIdx.x, W.shape[1], cuda.blockDim.x):
@@ -58,7 +60,7 @@ def _make(f):
             H[r, i] = h
             W[r, i] -= lr * g / (math.sqrt(h) + eps)
 
-    @cuda.jit
+    @gpu_kernel
     def adam(W, M, V, T, G, rows, lr, beta1, beta2, b1, c1m, b2, c2m, eps, lo, hi):
         """lr, beta1, beta2: float64; b1 = beta1, c1m = 1 - beta1 (and b2, c2m),
         eps, lo, hi: type f."""

@@ -30,12 +30,15 @@ import os
 import numpy as np
 from numba import cuda
 
+from .cuda_launch import gpu_kernel
+
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # The simulator runs every thread as a Python thread: smaller blocks, same code.
 RADIX_BITS = 3 if SIM else 8
 THREADS = 1 << RADIX_BITS        # threads per block; one histogram bin per thread
 COLS = 4 if SIM else 32          # column sums: COLS columns x (THREADS // COLS) batch lanes
 LANES = THREADS // COLS
+STAGE = 64 if SIM else 4096      # unified select: keys staged in shared memory up to this n (32 KB)
 
 
 @cuda.jit(device=True)
@@ -62,15 +65,15 @@ def block_scan(buf, tid, val):
 
 
 @cuda.jit(device=True)
-def select_row(idx, out_row, keys, row, k, mask, key_bits, hist, buf, pick):
-    """idx[out_row, :k] = ascending indices of the k largest keys[row] & mask.
+def select_row(out, keys, n, k, mask, key_bits, hist, buf, pick):
+    """out[:k] = ascending indices of the k largest keys[:n] & mask.
 
-    keys: (R, n) int32/int64, float bit patterns; mask clears the sign bit.
+    out: (>= k,) int32; keys: (>= n,) int32/int64, float bit patterns, in global
+    or shared memory (one row of a 2-D array is fine); mask clears the sign bit.
     hist: (THREADS,) int32, buf: (2, THREADS) int64, pick: (3,) int64, all shared.
     Tie rule: among equal keys the lower index is taken.
     """
     tid = cuda.threadIdx.x
-    n = keys.shape[1]
     kk = k                        # how many are still to take among the candidates
     prefix = 0                    # the digits of t found so far ...
     pmask = 0                     # ... and the bits they cover
@@ -79,7 +82,7 @@ def select_row(idx, out_row, keys, row, k, mask, key_bits, hist, buf, pick):
     cuda.syncthreads()
     while True:                                   # 3 + log2(THREADS) barriers a pass
         for i in range(tid, n, THREADS):          # coalesced: neighbours read neighbours
-            u = keys[row, i] & mask
+            u = keys[i] & mask
             if (u & pmask) == prefix:
                 cuda.atomic.add(hist, (u >> shift) & (THREADS - 1), 1)
         cuda.syncthreads()
@@ -105,7 +108,7 @@ def select_row(idx, out_row, keys, row, k, mask, key_bits, hist, buf, pick):
     gt = 0
     eq = 0
     for i in range(lo, hi):
-        v = keys[row, i] & pmask
+        v = keys[i] & pmask
         if v > prefix:
             gt += 1
         elif v == prefix:
@@ -117,83 +120,107 @@ def select_row(idx, out_row, keys, row, k, mask, key_bits, hist, buf, pick):
     ties = min(max(kk - eq_before, 0), eq)        # ties this thread takes
     pos = (before >> 32) + min(eq_before, kk)
     for i in range(lo, hi):
-        v = keys[row, i] & pmask
+        v = keys[i] & pmask
         if v > prefix or (v == prefix and ties > 0):
             if v == prefix:
                 ties -= 1
-            idx[out_row, pos] = i
+            out[pos] = i
             pos += 1
 
 
-@cuda.jit
+@gpu_kernel
 def topk_rows_kernel(idx, keys, k, mask, key_bits):
     """One block per row. idx: (B, k) int32 out; keys: (B, n) bit patterns of dy."""
     hist = cuda.shared.array(THREADS, np.int32)
     buf = cuda.shared.array((2, THREADS), np.int64)
     pick = cuda.shared.array(3, np.int64)
     row = cuda.blockIdx.x
-    select_row(idx, row, keys, row, k, mask, key_bits, hist, buf, pick)
+    select_row(idx[row], keys[row], keys.shape[1], k, mask, key_bits, hist, buf, pick)
 
 
 @cuda.jit(device=True)
-def col_sums(out, dy, absolute, red):
-    """out[0, j] = sum_b dy[b, j] (or |dy[b, j]|) for this block's COLS columns, in float64.
+def col_sums(s_abs, s, dy, want_abs, want, red):
+    """This block's COLS columns j of dy: (B, n): s_abs[j] = sum_b |dy[b, j]| (if
+    want_abs) and s[j] = sum_b dy[b, j] (if want), both added in float64.
 
     Thread (c, l) sums rows l, l + LANES, ... of column c (COLS threads read one
     row's COLS neighbours: coalesced); the LANES partial sums are then added in
-    a fixed order, so the result is the same on every run. red: (LANES, COLS)
-    float64 shared.
+    a fixed order, so the result is the same on every run. red: (2, LANES, COLS)
+    float64 shared. Both sums cost one read of dy: the bias gradient comes free
+    with the unified selection's sums.
     """
     tid = cuda.threadIdx.x
     c, lane = tid % COLS, tid // COLS
     j = cuda.blockIdx.x * COLS + c
+    acc_abs = 0.0
     acc = 0.0
     if j < dy.shape[1]:
         for b in range(lane, dy.shape[0], LANES):
-            acc += abs(dy[b, j]) if absolute else dy[b, j]
-    red[lane, c] = acc
+            v = dy[b, j]
+            acc_abs += abs(v)
+            acc += v
+    red[0, lane, c] = acc_abs
+    red[1, lane, c] = acc
     cuda.syncthreads()
     if lane == 0 and j < dy.shape[1]:
-        s = 0.0
+        acc_abs = 0.0
+        acc = 0.0
         for m in range(LANES):
-            s += red[m, c]
-        out[0, j] = s
+            acc_abs += red[0, m, c]
+            acc += red[1, m, c]
+        if want_abs:
+            s_abs[j] = acc_abs
+        if want:
+            s[j] = acc
 
 
-@cuda.jit
+@gpu_kernel
 def bias_grad_kernel(db, dy):
-    """db: (1, n) out = column sums of dy: (B, n)."""
-    red = cuda.shared.array((LANES, COLS), np.float64)
-    col_sums(db, dy, False, red)
+    """db: (n,) out = column sums of dy: (B, n)."""
+    red = cuda.shared.array((2, LANES, COLS), np.float64)
+    col_sums(db, db, dy, False, True, red)
 
 
-@cuda.jit
-def topk_unified_kernel(idx, s, s_keys, counter, dy, k, mask):
-    """Column sums of |dy| and the select in one launch.
+@gpu_kernel
+def topk_unified_kernel(idx, s, s_keys, counter, db, dy, k, mask, want_db):
+    """Column sums of |dy| (and of dy: the bias gradient) and the select, in one launch.
 
-    idx: (1, k) int32 out; s: (1, n) float64 scratch and s_keys the same memory
-    as int64; counter: (1,) int32, zero on entry and on exit; dy: (B, n).
+    idx: (k,) int32 out; s: (n,) float64 scratch and s_keys the same memory as
+    int64; counter: (1,) int32, zero on entry and on exit; db: (n,) out when
+    want_db (else any 1-entry array); dy: (B, n).
     Every block writes its columns' sums; the last block to finish (a fence and
     an atomic ticket tell it) selects from all of them, then resets the counter.
+    It first copies the n keys to shared memory when they fit (n <= STAGE): the
+    select reads them once per radix pass, and shared memory answers in a few
+    cycles where L2 takes hundreds, which one block cannot hide.
     """
-    red = cuda.shared.array((LANES, COLS), np.float64)
+    red = cuda.shared.array((2, LANES, COLS), np.float64)
     hist = cuda.shared.array(THREADS, np.int32)
     buf = cuda.shared.array((2, THREADS), np.int64)
     pick = cuda.shared.array(3, np.int64)
     last = cuda.shared.array(1, np.int32)
-    col_sums(s, dy, True, red)
+    staged = cuda.shared.array(STAGE, np.int64)
+    col_sums(s, db, dy, True, want_db, red)
     cuda.threadfence()                            # my sums are visible to every block
     cuda.syncthreads()
-    if cuda.threadIdx.x == 0:
+    tid = cuda.threadIdx.x
+    if tid == 0:
         last[0] = 1 if cuda.atomic.add(counter, 0, 1) == cuda.gridDim.x - 1 else 0
     cuda.syncthreads()
-    if last[0]:
-        select_row(idx, 0, s_keys, 0, k, mask, 64, hist, buf, pick)
-        if cuda.threadIdx.x == 0:
+    if last[0]:                                   # the same for every thread of the block
+        n = s.shape[0]
+        if n <= STAGE:
+            for i in range(tid, n, THREADS):
+                staged[i] = s_keys[i]
+            cuda.syncthreads()
+            select_row(idx, staged, n, k, mask, 64, hist, buf, pick)
+        else:
+            select_row(idx, s_keys, n, k, mask, 64, hist, buf, pick)
+        if tid == 0:
             counter[0] = 0
 
 
-@cuda.jit
+@gpu_kernel
 def union_kernel(rows, count, mark, idx):
     """One block. rows: (n_out,) int32 out, its first count[0] entries the ascending
     union of idx: (B, k); mark: (n_out,) int32 scratch, any content on entry."""

@@ -77,18 +77,20 @@ class Linear(Module):
         k_ = K()
         x, W, dW = self.x, self.weight.data, self.weight.grad
         dx = k_.empty(x.shape, x.dtype)
-        k_.bias_grad(self.bias.grad, dy)               # full dy, see the class docstring
+        db = self.bias.grad                            # from the full dy, see the class docstring
         if self.mode == "dense":
+            k_.bias_grad(db, dy)
             k_.dense_backward(dx, dW, dy, x, W)
             self.weight.rows = None
             self.selected = None
         elif self.mode == "unified":
             idx = k_.empty((self.k,), np.int32)        # (k,) one selection for the batch
-            k_.topk_unified(idx, dy, self.k)
+            k_.topk_unified(idx, dy, self.k, db=db)    # db: summed in the same pass over dy
             k_.unified_backward(dx, dW, dy, x, W, idx)
             self.weight.rows = idx
             self.selected = idx
         else:
+            k_.bias_grad(db, dy)
             idx = self._select_per_example(dy)         # (B, k) one selection per example
             k_.topk_backward(dx, dW, dy, x, W, idx)
             self.weight.rows = k_.union_rows(idx, self.n_out)

@@ -19,6 +19,7 @@ from conftest import assert_close  # noqa: E402
 
 R = kernels.get("numpy")
 G = kernels.get("cuda")
+S_STAGE = G.S.STAGE            # 64 in the simulator, 4096 on a GPU
 
 # (B, n, k): batch 1, k = 1, k = n, odd sizes, rows longer than a block
 SHAPES = [(1, 1, 1), (1, 7, 1), (1, 7, 7), (3, 13, 4), (7, 13, 13), (2, 40, 9)]
@@ -62,6 +63,22 @@ def test_topk_rows_and_unified(B, n, k, dtype):
     R.topk_unified(want, dy.astype(np.float64), k)       # the GPU sums in float64
     G.topk_unified(got, G.to_device(dy), k)
     assert np.array_equal(G.to_host(got), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("B,n,k", [(1, 1, 1), (3, 13, 4), (2, S_STAGE, 9), (5, S_STAGE + 1, 9), (2, 150, 150)])
+def test_topk_unified_with_the_bias_gradient(B, n, k, dtype):
+    """The unified kernel can also sum dy (the bias gradient) in its pass over dy; it
+    stages the sums in shared memory up to STAGE columns and reads them from global
+    memory above: both sides of that edge, and k = n."""
+    dy = _rand(np.random.default_rng(B + n + k), (B, n), dtype)
+    want, rb = np.empty(k, np.int32), np.empty(n, dtype)
+    R.topk_unified(want, dy.astype(np.float64), k)
+    R.bias_grad(rb, dy)
+    got, db = G.empty((k,), np.int32), G.empty((n,), dtype)
+    G.topk_unified(got, G.to_device(dy), k, db=db)
+    assert np.array_equal(G.to_host(got), want)
+    assert_close(G.to_host(db), rb, 1e-6 if dtype == np.float32 else 1e-12, 1e-6 if dtype == np.float32 else 1e-12)
 
 
 def test_topk_tie_rule_lower_index_wins():
@@ -132,6 +149,34 @@ def test_scratch_reuse_keeps_results_apart():
         u = G.empty((2,), np.int32)
         G.topk_unified(u, dy, 2)
         assert G.to_host(u).tolist() == sorted(np.argsort(-dy[0], kind="stable")[:2].tolist())
+
+
+# ---------------------------------------------------------------- launching
+@pytest.mark.skipif(G.cuda_launch.SIM, reason="the short launch path needs a GPU (the simulator runs Numba's)")
+def test_short_launch_path_matches_numbas():
+    """kernels/cuda_launch.py hands the driver the arguments Numba would: every
+    kernel of a unified and a top-k backward, launched both ways, gives the same
+    bits, and the second way really was the short path."""
+    rng = np.random.default_rng(8)
+    B, n_in, n_out, k = 5, 300, 70, 9
+    dy, x, W = G.to_device(_rand(rng, (B, n_out))), G.to_device(_rand(rng, (B, n_in))), G.to_device(_rand(rng, (n_out, n_in)))
+    out = {}
+    try:
+        for path in ("numba", "fast", "fast"):          # the first fast call of each kind compiles
+            G.set_launch(path)
+            u, idx = G.empty((k,), np.int32), G.empty((B, k), np.int32)
+            dx, dW, db = G.zeros((B, n_in)), G.zeros((n_out, n_in)), G.zeros((n_out,))
+            G.topk_unified(u, dy, k, db=db)
+            G.unified_backward(dx, dW, dy, x, W, u)
+            G.topk_rows(idx, dy, k)
+            dx2 = G.zeros((B, n_in))
+            G.topk_backward(dx2, dW, dy, x, W, idx)
+            out[path] = [G.to_host(a) for a in (u, idx, dx, dW, db, dx2)]
+    finally:
+        G.set_launch("fast")
+    for a, b in zip(out["numba"], out["fast"]):
+        assert np.array_equal(a, b)
+    assert any(v != G.cuda_launch._NUMBA for v in G.S.topk_unified_kernel._compiled.values())
 
 
 # ---------------------------------------------------------------- linear layer

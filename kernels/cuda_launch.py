@@ -1,0 +1,164 @@
+"""Launching the CUDA kernels with little host work: `@gpu_kernel` instead of `@cuda.jit`.
+
+Why: numba-cuda's `kernel[grid, block](*args)` types every argument, looks the
+compiled kernel up, wraps each array and builds a launch configuration, in
+Python, on every call: about 44 us of host time for a kernel of 8 arrays on the
+H200 machine (benchmarks/README.md, section (d)). A meProp backward at hidden
+4096 has ~50 us of GPU work in all, so the GPU waits on the host.
+
+What `@gpu_kernel` does instead: the first call of a kernel with a given kind of
+arguments goes through Numba as usual (it compiles, checks and launches), and
+remembers the compiled kernel, the launch configuration and, for each argument,
+how Numba passes it. Later calls with the same kinds of arguments flatten them
+the way Numba does (an array is meminfo, parent, size, itemsize, data pointer,
+shape, strides) and hand them to the same driver launch Numba ends with. The
+kernel runs exactly the code and sees exactly the bytes it would under Numba;
+only the Python between the call and the driver is shorter.
+
+A kind of argument: the Numba type of an array (dtype, ndim, layout) or the
+Python type of a scalar. Anything this file does not know (a host array, a
+record, a debug kernel) goes through Numba's own path every time.
+`SPARSEBP_CUDA_LAUNCH=numba` turns the short path off (benchmarks compare the
+two), and the simulator (`NUMBA_ENABLE_CUDASIM=1`) always takes Numba's path.
+"""
+import ctypes
+import os
+
+from numba import cuda
+
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
+_state = {"fast": os.environ.get("SPARSEBP_CUDA_LAUNCH", "fast") != "numba" and not SIM,
+          "launches": 0}
+
+
+def set_launch(which):
+    """"fast" (the short path, the default on a GPU) or "numba" (every call through Numba)."""
+    if which not in ("fast", "numba"):
+        raise ValueError(f"unknown launch path {which!r}; choose 'fast' or 'numba'")
+    _state["fast"] = which == "fast" and not SIM
+
+
+def launch_name():
+    return "fast" if _state["fast"] else "numba"
+
+
+def launches():
+    """Kernels launched so far by this process through `@gpu_kernel` (benchmarks count with it)."""
+    return _state["launches"]
+
+
+def gpu_kernel(fn):
+    """@gpu_kernel: a CUDA kernel (like @cuda.jit) launched through the short path."""
+    return Kernel(cuda.jit(fn))
+
+
+class Kernel:
+    """`Kernel(dispatcher)[grid, block](*args)`, as with a Numba kernel."""
+
+    def __init__(self, dispatcher):
+        self.dispatcher = dispatcher
+        self._configs = {}       # (grid, block) -> _Configured
+        self._compiled = {}      # kinds of the arguments -> (driver kernel, packers)
+
+    def __getitem__(self, grid_block):
+        c = self._configs.get(grid_block)
+        if c is None:
+            c = self._configs[grid_block] = _Configured(self, *grid_block)
+        return c
+
+
+def _kind(a):
+    t = getattr(a, "_numba_type_", None)     # a device array's Numba type, cached on it
+    return type(a) if t is None else t
+
+
+class _Configured:
+    def __init__(self, k, grid, block):
+        self.k, self.grid, self.block = k, grid, block
+        self.stream = self.config = None     # made at the first short launch
+
+    def numba_launch(self, *args):
+        # asked for afresh each time: the simulator's kernel object keeps only the last configuration
+        return self.k.dispatcher[self.grid, self.block](*args)
+
+    def __call__(self, *args):
+        _state["launches"] += 1
+        if not _state["fast"]:
+            return self.numba_launch(*args)
+        key = tuple(_kind(a) for a in args)
+        compiled = self.k._compiled.get(key)
+        if compiled is None:                  # first call of this kind: Numba compiles and launches
+            self.numba_launch(*args)
+            self.k._compiled[key] = _driver_kernel(self.k.dispatcher, args)
+            return
+        if compiled is _NUMBA:
+            return self.numba_launch(*args)
+        cufunc_kernel, packers = compiled
+        flat = []
+        for pack, a in zip(packers, args):
+            if pack is None:                  # a device array, flattened as Numba does
+                flat += (0, 0, a.size, a.dtype.itemsize, _ptr(a), *a.shape, *a.strides)
+            else:
+                flat.append(pack(a))
+        if self.config is None:
+            self.stream, self.config = _launch_config(self.k.dispatcher[self.grid, self.block])
+        _launch(self.stream, self.config, cufunc_kernel, *flat)
+
+
+_NUMBA = "numba"                             # marks a kind of arguments the short path leaves alone
+
+
+def _ptr(a):
+    """The device address of a device array (cached by numba-cuda on the array)."""
+    shim = getattr(a, "_strided_memory_view_shim", None)
+    return shim.ptr if shim is not None else a.device_ctypes_pointer.value
+
+
+def _driver_kernel(dispatcher, args):
+    """(the compiled kernel's driver handle, one packer per argument) after Numba
+    has compiled the dispatcher for these args; _NUMBA where the short path does
+    not apply (packer None: a device array)."""
+    from numba.cuda import types
+    try:
+        argtypes = tuple(dispatcher.typeof_pyval(a) for a in args)
+        kern = dispatcher.overloads[argtypes]
+        if kern.debug or kern.cooperative or getattr(dispatcher, "_launch_config_sensitive", False):
+            return _NUMBA
+        packers = []
+        for t, a in zip(kern.argument_types, args):
+            if isinstance(t, types.Array):
+                if not hasattr(a, "copy_to_host"):           # a host array: Numba copies it over
+                    return _NUMBA
+                packers.append(None)
+            elif t == types.int64:                           # an intptr_t, as Numba passes shapes
+                packers.append(int)
+            elif isinstance(t, types.Integer):
+                packers.append(getattr(ctypes, f"c_{t}"))
+            elif t == types.float32:
+                packers.append(ctypes.c_float)
+            elif t == types.float64:
+                packers.append(ctypes.c_double)
+            elif t == types.boolean:
+                packers.append(bool)
+            else:
+                return _NUMBA
+        return kern._codelibrary.get_cufunc().kernel, packers
+    except Exception:                                        # noqa: BLE001 - Numba's path still works
+        return _NUMBA
+
+
+def _launch_config(numba_launch):
+    """(stream, cuda.core LaunchConfig) as Numba makes them for this grid and block."""
+    from cuda.core import LaunchConfig
+    from numba.cuda._compat import CUDA_CORE_GE_1_0
+    coop = {"is_cooperative" if CUDA_CORE_GE_1_0 else "cooperative_launch": False}
+    return numba_launch.stream, LaunchConfig(grid=numba_launch.griddim, block=numba_launch.blockdim,
+                                             shmem_size=0, **coop)
+
+
+def _launch(*a):
+    from cuda.core import launch
+    globals()["_launch"] = launch            # import once, then call it directly
+    launch(*a)
+
+
