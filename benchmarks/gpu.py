@@ -172,7 +172,8 @@ def bench_topk(G, shapes, ks, reps, comp):
 
 # ---------------------------------------------------------------- (b) layer backward
 def _layer_fns(G, bufs, d_dy, d_x, d_W, k):
-    """The three backwards of one layer, each with its bias gradient."""
+    """The three backwards of one layer, each with its bias gradient, called as
+    Linear.backward calls them."""
     dx, dW, db, idx, u = bufs
 
     def dense():
@@ -185,9 +186,8 @@ def _layer_fns(G, bufs, d_dy, d_x, d_W, k):
         G.topk_backward(dx, dW, d_dy, d_x, d_W, idx)
         return G.union_rows(idx, d_W.shape[0])
 
-    def unified():
-        G.bias_grad(db, d_dy)
-        G.topk_unified(u, d_dy, k)
+    def unified():                       # as Linear.backward: db summed with the selection
+        G.topk_unified(u, d_dy, k, db=db)
         G.unified_backward(dx, dW, d_dy, d_x, d_W, u)
     return dense, topk, unified
 

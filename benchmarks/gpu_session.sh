@@ -4,7 +4,7 @@
 # device, the full grid of layer backwards, the MLP step, one MNIST epoch per mode.
 # Each step has its own time limit, so a slow or failing step still leaves the
 # others' results. Logs and JSON go to ${OUT:-gpu-out}/.
-#     bash benchmarks/gpu_session.sh            # FULL=0: skip the full grid and the epochs
+#     bash benchmarks/gpu_session.sh            # FULL=0: skip the full grid; TRAIN=0: the epochs
 set -u
 OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
@@ -24,6 +24,8 @@ step tests 120 env SPARSEBP_REAL_GPU=1 $PY -m pytest -q -x -p no:cacheprovider t
 step mlp 70 $PY -m benchmarks.gpu --quick --only mlp_step --out "$OUT/results-gpu-mlp.json"
 if [ "${FULL:-1}" = 1 ]; then
     step full 150 $PY -m benchmarks.gpu --only layer_backward --only topk --out "$OUT/results-gpu.json"
+fi
+if [ "${TRAIN:-1}" = 1 ]; then
     for mode in dense unified; do
         step "train-$mode" 45 $PY -m sparsebp train mnist --backend cuda --epochs 1 --mode $mode --k 20 \
             --no-progress --out "$OUT/train-$mode.json"

@@ -144,12 +144,19 @@ def topk_unified(idx, dy, k, db=None):
     db: optional (n,) out, the bias gradient, summed in the same pass over dy."""
     dy = to_device(dy)
     n = dy.shape[1]
-    counter = _scratch("unified_counter", (1,), np.int32, zero=True)
-    s = _scratch("unified_sums", (n,), np.float64)
-    keys = _scratch("unified_keys", (n,), np.int64, view_of=s)
+    bufs = _unified_bufs.get(n)                   # one lookup: this runs once per layer and step
+    if bufs is None:
+        s = _scratch("unified_sums", (n,), np.float64)
+        bufs = _unified_bufs[n] = (s, _scratch("unified_keys", (n,), np.int64, view_of=s),
+                                   _scratch("unified_counter", (1,), np.int32, zero=True))
+    s, keys, counter = bufs
     want_db = db is not None
     db = db if want_db else _scratch("no_bias", (1,), dy.dtype)
-    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _mask(64), want_db)
+    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _MASK64, want_db)
+
+
+_unified_bufs = {}
+_MASK64 = _mask(64)
 
 
 def union_rows(idx, n_out):

@@ -42,11 +42,9 @@ from .cuda_launch import gpu_kernel
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 TD = 2 if SIM else 16            # threads per block side
 TM = 4                           # outputs per thread side, kept in registers
-BK = 8 if SIM else 16            # shared dimension per tile
 BM = TD * TM                     # the block's tile of C is BM x BM
 BMP = BM + 1                     # a padded tile row: transposing stores without bank conflicts
-NT = TD * TD
-LOADS = BM * BK // NT            # elements of each operand tile one thread loads
+NT = TD * TD                     # (the shared dimension per tile, BK, is _bk below)
 
 TA, TB, GA, GB, SC, BIAS = 1, 2, 4, 8, 16, 32   # how to read A, B, C (see above)
 
@@ -79,16 +77,22 @@ def cublas_available():
 set_gemm(os.environ.get("SPARSEBP_CUDA_GEMM", "numba"))    # a clear error now, not mid-step
 
 
-def _make_kernel(f):
-    """The kernel for arrays of float type f (accumulators and tiles in that type)."""
+def _make_tile(f, flags):
+    """The device function computing one BM x BM tile of C for one product whose flags
+    are fixed here: every `flags &` test below is a constant, so the compiler keeps
+    only the loads and stores that product needs (and can batch them)."""
+    bk = _bk(f)
+    loads = BM * bk // NT                       # elements of each operand tile one thread loads
 
     @cuda.jit(device=True)
-    def tile(C, A, B, M, N, K, flags, idx, bias):
-        sA = cuda.shared.array((BK, BMP), f)        # sA[p, m] = A(m0 + m, p0 + p)
-        sB = cuda.shared.array((BK, BMP), f)        # sB[p, n] = B(p0 + p, n0 + n)
+    def tile(C, A, B, M, N, K, idx, bias):
+        sA = cuda.shared.array((bk, BMP), f)        # sA[p, m] = A(m0 + m, p0 + p)
+        sB = cuda.shared.array((bk, BMP), f)        # sB[p, n] = B(p0 + p, n0 + n)
         acc = cuda.local.array((TM, TM), f)
         ra = cuda.local.array(TM, f)
         rb = cuda.local.array(TM, f)
+        va = cuda.local.array(loads, f)
+        vb = cuda.local.array(loads, f)
         m0, n0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BM
         if m0 >= M or n0 >= N:                         # a block of the other product
             return
@@ -97,13 +101,17 @@ def _make_kernel(f):
         for i in range(TM):
             for j in range(TM):
                 acc[i, j] = f(0)
-        for p0 in range(0, K, BK):
-            for step in range(LOADS):
+        for p0 in range(0, K, bk):
+            # All of this thread's loads first, into registers, then the stores to shared
+            # memory: the compiler cannot tell the arrays from the shared tiles apart, so
+            # a load issued after a store waits for it, and interleaved they would take
+            # one round trip to memory each.
+            for step in range(loads):
                 e = tid + step * NT
                 if flags & TA:                         # A stored (K, .): contiguous along m
                     mm, pp = e % BM, e // BM
                 else:                                  # A stored (M, .): contiguous along p
-                    mm, pp = e // BK, e % BK
+                    mm, pp = e // bk, e % bk
                 m, p = m0 + mm, p0 + pp
                 v = f(0)
                 if m < M and p < K:
@@ -111,9 +119,9 @@ def _make_kernel(f):
                         v = A[p, idx[m] if flags & GA else m]
                     else:
                         v = A[m, idx[p] if flags & GA else p]
-                sA[pp, mm] = v
+                va[step] = v
                 if flags & TB:                         # B stored (N, K): contiguous along p
-                    nn, pp = e // BK, e % BK
+                    nn, pp = e // bk, e % bk
                 else:                                  # B stored (K, N): contiguous along n
                     nn, pp = e % BM, e // BM
                 n, p = n0 + nn, p0 + pp
@@ -123,9 +131,19 @@ def _make_kernel(f):
                         v = B[n, p]
                     else:
                         v = B[idx[p] if flags & GB else p, n]
-                sB[pp, nn] = v
+                vb[step] = v
+            for step in range(loads):
+                e = tid + step * NT
+                if flags & TA:
+                    sA[e // BM, e % BM] = va[step]
+                else:
+                    sA[e % bk, e // bk] = va[step]
+                if flags & TB:
+                    sB[e % bk, e // bk] = vb[step]
+                else:
+                    sB[e // BM, e % BM] = vb[step]
             cuda.syncthreads()
-            for p in range(BK):
+            for p in range(bk):
                 for i in range(TM):
                     ra[i] = sA[p, ty + TD * i]
                 for j in range(TM):
@@ -145,14 +163,20 @@ def _make_kernel(f):
                         if flags & BIAS:
                             v += bias[n]
                         C[r, n] = v
+    return tile
+
+
+def _make_kernel(f, flags0, flags1):
+    """The kernel for arrays of float type f and products with these flags."""
+    tile0, tile1 = _make_tile(f, flags0), _make_tile(f, flags1)
 
     @gpu_kernel
-    def gemm2(C0, A0, B0, M0, N0, K0, f0, C1, A1, B1, M1, N1, K1, f1, idx, bias):
+    def gemm2(C0, A0, B0, M0, N0, K0, C1, A1, B1, M1, N1, K1, idx, bias):
         """blockIdx.z = 0: product 0, 1: product 1; blockIdx.x: n tile, y: m tile."""
         if cuda.blockIdx.z == 0:
-            tile(C0, A0, B0, M0, N0, K0, f0, idx, bias)
+            tile0(C0, A0, B0, M0, N0, K0, idx, bias)
         else:
-            tile(C1, A1, B1, M1, N1, K1, f1, idx, bias)
+            tile1(C1, A1, B1, M1, N1, K1, idx, bias)
 
     return gemm2
 
@@ -160,11 +184,18 @@ def _make_kernel(f):
 _kernels, _dummies = {}, {}
 
 
-def _kernel(dtype):
-    dtype = np.dtype(dtype)
-    if dtype not in _kernels:
-        _kernels[dtype] = _make_kernel(dtype.type)
-    return _kernels[dtype]
+def _bk(f):
+    """The shared dimension per tile: 64 float32 or 32 float64 values (two 33 KB tiles of
+    shared memory), so a small K (a meProp product's k or batch) takes 1-4 steps, each a
+    round of global loads the whole block waits for."""
+    return 8 if SIM else 64 // (np.dtype(f).itemsize // 4)
+
+
+def _kernel(dtype, flags0, flags1):
+    key = (np.dtype(dtype), flags0, flags1)
+    if key not in _kernels:
+        _kernels[key] = _make_kernel(key[0].type, flags0, flags1)
+    return _kernels[key]
 
 
 def _dummy(dtype):
@@ -180,6 +211,7 @@ def gemm(*products, idx=None, bias=None):
 
     C, A, B: 2-D device arrays of one float dtype; idx: (k,) int32 device array
     for the GA/GB/SC flags; bias: (N,) for BIAS (product 0 only, by convention).
+    One compiled kernel per (dtype, flags of product 0, flags of product 1).
     """
     p0 = products[0]
     p1 = products[1] if len(products) > 1 else p0
@@ -189,7 +221,7 @@ def gemm(*products, idx=None, bias=None):
     grid = (max(1, math.ceil(max(p0[4], p1[4]) / BM)),    # n tiles
             max(1, math.ceil(max(p0[3], p1[3]) / BM)),    # m tiles
             len(products))
-    _kernel(dtype)[grid, NT](*p0, *p1, idx, bias)
+    _kernel(dtype, p0[6], p1[6])[grid, NT](*p0[:6], *p1[:6], idx, bias)
 
 
 # ---------------------------------------------------------------- cuBLAS via CuPy

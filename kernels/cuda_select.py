@@ -11,7 +11,8 @@ that orders exactly as |v| does (IEEE 754 is sign-magnitude), so the select
 works on integer keys and compares no floats. The k-th largest key t is found
 one digit of RADIX_BITS bits at a time, most significant first: a shared-memory
 histogram of the current digit over the keys that still match the digits found
-so far (shared-memory atomics), suffix sums of the histogram (a block scan), and
+so far (shared-memory atomics; each thread adds a run of equal digits at once),
+suffix sums of the histogram (a block scan), and
 the digit where the running count crosses k. A float32 row needs at most 4 passes
 of 8 bits (a float64 row at most 8), and the search stops early as soon as the
 chosen bin is taken whole. Then one pass writes the indices: each thread owns a
@@ -36,7 +37,7 @@ SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # The simulator runs every thread as a Python thread: smaller blocks, same code.
 RADIX_BITS = 3 if SIM else 8
 THREADS = 1 << RADIX_BITS        # threads per block; one histogram bin per thread
-COLS = 4 if SIM else 32          # column sums: COLS columns x (THREADS // COLS) batch lanes
+COLS = 4 if SIM else 16          # column sums: COLS columns x (THREADS // COLS) batch lanes
 LANES = THREADS // COLS
 STAGE = 64 if SIM else 4096      # unified select: keys staged in shared memory up to this n (32 KB)
 
@@ -81,10 +82,20 @@ def select_row(out, keys, n, k, mask, key_bits, hist, buf, pick):
     hist[tid] = 0
     cuda.syncthreads()
     while True:                                   # 3 + log2(THREADS) barriers a pass
-        for i in range(tid, n, THREADS):          # coalesced: neighbours read neighbours
-            u = keys[i] & mask
+        run_bin = -1                              # a run of keys with one digit is counted here
+        run = 0                                   # and added once: where most keys share a digit
+        for i in range(tid, n, THREADS):          # (the exponent's), one address would otherwise
+            u = keys[i] & mask                    # take every thread's atomic in turn
             if (u & pmask) == prefix:
-                cuda.atomic.add(hist, (u >> shift) & (THREADS - 1), 1)
+                d = (u >> shift) & (THREADS - 1)
+                if d != run_bin:
+                    if run > 0:
+                        cuda.atomic.add(hist, run_bin, run)
+                    run_bin = d
+                    run = 0
+                run += 1
+        if run > 0:
+            cuda.atomic.add(hist, run_bin, run)
         cuda.syncthreads()
         d = THREADS - 1 - tid                     # reversed, so the scan gives suffix sums
         h = hist[d]
@@ -155,10 +166,24 @@ def col_sums(s_abs, s, dy, want_abs, want, red):
     acc_abs = 0.0
     acc = 0.0
     if j < dy.shape[1]:
-        for b in range(lane, dy.shape[0], LANES):
+        B = dy.shape[0]
+        b = lane
+        while b + 3 * LANES < B:                  # four loads in flight, then the adds in order
+            v0, v1, v2, v3 = dy[b, j], dy[b + LANES, j], dy[b + 2 * LANES, j], dy[b + 3 * LANES, j]
+            acc_abs += abs(v0)
+            acc_abs += abs(v1)
+            acc_abs += abs(v2)
+            acc_abs += abs(v3)
+            acc += v0
+            acc += v1
+            acc += v2
+            acc += v3
+            b += 4 * LANES
+        while b < B:
             v = dy[b, j]
             acc_abs += abs(v)
             acc += v
+            b += LANES
     red[0, lane, c] = acc_abs
     red[1, lane, c] = acc
     cuda.syncthreads()
@@ -200,6 +225,7 @@ def topk_unified_kernel(idx, s, s_keys, counter, db, dy, k, mask, want_db):
     pick = cuda.shared.array(3, np.int64)
     last = cuda.shared.array(1, np.int32)
     staged = cuda.shared.array(STAGE, np.int64)
+    reg = cuda.local.array(8, np.int64)
     col_sums(s, db, dy, True, want_db, red)
     cuda.threadfence()                            # my sums are visible to every block
     cuda.syncthreads()
@@ -210,8 +236,15 @@ def topk_unified_kernel(idx, s, s_keys, counter, db, dy, k, mask, want_db):
     if last[0]:                                   # the same for every thread of the block
         n = s.shape[0]
         if n <= STAGE:
-            for i in range(tid, n, THREADS):
-                staged[i] = s_keys[i]
+            i = tid
+            while i < n:                          # 8 loads in flight, then their 8 stores
+                for u in range(8):
+                    if i + u * THREADS < n:
+                        reg[u] = s_keys[i + u * THREADS]
+                for u in range(8):
+                    if i + u * THREADS < n:
+                        staged[i + u * THREADS] = reg[u]
+                i += 8 * THREADS
             cuda.syncthreads()
             select_row(idx, staged, n, k, mask, 64, hist, buf, pick)
         else:

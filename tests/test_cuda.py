@@ -155,28 +155,35 @@ def test_scratch_reuse_keeps_results_apart():
 @pytest.mark.skipif(G.cuda_launch.SIM, reason="the short launch path needs a GPU (the simulator runs Numba's)")
 def test_short_launch_path_matches_numbas():
     """kernels/cuda_launch.py hands the driver the arguments Numba would: every
-    kernel of a unified and a top-k backward, launched both ways, gives the same
-    bits, and the second way really was the short path."""
+    kernel of a unified and a top-k backward gives the same bits launched either
+    way: at a kind's first call (through Numba), at its second (flattened anew), on
+    the very same arrays (the previous call's arguments reused) and on another dy."""
     rng = np.random.default_rng(8)
     B, n_in, n_out, k = 5, 300, 70, 9
-    dy, x, W = G.to_device(_rand(rng, (B, n_out))), G.to_device(_rand(rng, (B, n_in))), G.to_device(_rand(rng, (n_out, n_in)))
-    out = {}
+    dy, dy2, x = (G.to_device(_rand(rng, s)) for s in [(B, n_out), (B, n_out), (B, n_in)])
+    W = G.to_device(_rand(rng, (n_out, n_in)))
+    u, idx = G.empty((k,), np.int32), G.empty((B, k), np.int32)
+    dx, dW, db, dx2 = G.empty((B, n_in)), G.empty((n_out, n_in)), G.empty((n_out,)), G.empty((B, n_in))
+
+    def run(d):
+        for a in (dx, dW, db, dx2):
+            a.copy_to_device(np.zeros(a.shape, np.float32))
+        G.topk_unified(u, d, k, db=db)
+        G.unified_backward(dx, dW, d, x, W, u)
+        G.topk_rows(idx, d, k)
+        G.topk_backward(dx2, dW, d, x, W, idx)
+        return [G.to_host(a) for a in (u, idx, dx, dW, db, dx2)]
     try:
-        for path in ("numba", "fast", "fast"):          # the first fast call of each kind compiles
-            G.set_launch(path)
-            u, idx = G.empty((k,), np.int32), G.empty((B, k), np.int32)
-            dx, dW, db = G.zeros((B, n_in)), G.zeros((n_out, n_in)), G.zeros((n_out,))
-            G.topk_unified(u, dy, k, db=db)
-            G.unified_backward(dx, dW, dy, x, W, u)
-            G.topk_rows(idx, dy, k)
-            dx2 = G.zeros((B, n_in))
-            G.topk_backward(dx2, dW, dy, x, W, idx)
-            out[path] = [G.to_host(a) for a in (u, idx, dx, dW, db, dx2)]
+        G.set_launch("numba")
+        want, want2 = run(dy), run(dy2)
+        G.set_launch("fast")
+        got = [run(dy), run(dy), run(dy2), run(dy)]
     finally:
         G.set_launch("fast")
-    for a, b in zip(out["numba"], out["fast"]):
-        assert np.array_equal(a, b)
-    assert any(v != G.cuda_launch._NUMBA for v in G.S.topk_unified_kernel._compiled.values())
+    for g, w in zip(got, [want, want, want2, want]):
+        for a, b in zip(g, w):
+            assert np.array_equal(a, b)
+    assert any(c.last is not None for c in G.S.topk_unified_kernel._configs.values())
 
 
 # ---------------------------------------------------------------- linear layer
