@@ -433,8 +433,10 @@ def main(argv=None):
                               layer=([1024, 4096, 8192], [32, 128, 512], [16, 64, 256]),
                               mlp=([784, 500, 500, 10], [10, 100, 1000], 20))
     gemms = ["numba"] + (["cublas"] if cuda_gemm.cublas_available() else [])
-    res = {"device": device_name(), "compile_s": {}, "errors": {}}
-    print(f"device: {res['device']}\n")
+    res = {"device": device_name(), "gemm_tile": cuda_gemm.BM, "launch_path": G.launch_name(),
+           "compile_s": {}, "errors": {}}
+    print(f"device: {res['device']}; our GEMM's tile {cuda_gemm.BM} x {cuda_gemm.BM}; "
+          f"{res['launch_path']} launch path\n")
     sections = [
         ("topk", "## (a) top-k selection of a (B, n) dy, microseconds",
          lambda: bench_topk(G, *cfg["topk"], reps, res["compile_s"]),

@@ -40,8 +40,11 @@ from numba import cuda
 from .cuda_launch import gpu_kernel
 
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-TD = 2 if SIM else 16            # threads per block side
+TILE = int(os.environ.get("SPARSEBP_CUDA_TILE", "32"))   # a block's tile of C: TILE x TILE
+if TILE not in (32, 64):
+    raise ValueError(f"SPARSEBP_CUDA_TILE={TILE}: choose 32 or 64")
 TM = 4                           # outputs per thread side, kept in registers
+TD = 2 if SIM else TILE // TM    # threads per block side
 BM = TD * TM                     # the block's tile of C is BM x BM
 BMP = BM + 1                     # a padded tile row: transposing stores without bank conflicts
 NT = TD * TD                     # (the shared dimension per tile, BK, is _bk below)
@@ -185,10 +188,11 @@ _kernels, _dummies = {}, {}
 
 
 def _bk(f):
-    """The shared dimension per tile: 64 float32 or 32 float64 values (two 33 KB tiles of
-    shared memory), so a small K (a meProp product's k or batch) takes 1-4 steps, each a
-    round of global loads the whole block waits for."""
-    return 8 if SIM else 64 // (np.dtype(f).itemsize // 4)
+    """The shared dimension per tile: 16 loads of each operand per thread and step
+    (BK = 64 float32 values at TILE 64, 32 at TILE 32; half as many float64), so a
+    small K (a meProp product's k or batch) takes few steps, each a round of global
+    loads the whole block waits for, and the 16 loaded values stay in registers."""
+    return 8 if SIM else 16 * NT // BM // (np.dtype(f).itemsize // 4)
 
 
 def _kernel(dtype, flags0, flags1):
