@@ -6,14 +6,20 @@ Every kernel is first checked against the NumPy reference on the very inputs it
 is timed on; a mismatch stops the run. Times are medians of CUDA-event intervals
 over many repetitions after warm-up, in microseconds, all on the default stream
 of one process; JIT compile time (a first call minus a warm one) is reported
-apart. Kernel launches are counted by wrapping Numba's launch (and each cuBLAS
-call). Sections:
+apart. Kernel launches are counted by kernels/cuda_launch.py (and each cuBLAS
+call is counted by a wrapper). Sections:
 (a) per-row and unified top-k, next to torch.topk (or CuPy) when importable;
 (b) one Linear layer's backward (bias, dx, dW): dense (cuBLAS via CuPy when
     importable, else our GEMM; the row says which) vs meProp top-k vs unified,
     hidden 1024-8192, k in {16, 64, 256}, batch 32-512;
 (c) the MNIST MLP training step (784-500-500-10, k = 20, Adam): forward,
-    backward and update apart, and the kernel launches per step.
+    backward and update apart, and the kernel launches per step;
+(d) where a small backward's time goes: the host cost of a launch through
+    Numba, through our short path, and under both (cuda.core's launch alone);
+    each backward at the target size timed with either path; the GPU time of
+    its kernels one by one (PyTorch's profiler, when torch is importable).
+The results name the GPU, the tile of our GEMM and the launch path
+(SPARSEBP_CUDA_TILE, SPARSEBP_CUDA_LAUNCH).
 
 Targets on a real GPU (stated here; CI has no GPU to measure them):
 - unified layer backward at hidden 4096, k = 64, batch 128: at least 5x faster

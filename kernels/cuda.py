@@ -25,9 +25,13 @@ through shared memory and `syncthreads`, so Numba's CUDA simulator
 only with smaller blocks and tiles (8 threads instead of 256, 8 x 8 GEMM tiles
 instead of 64 x 64: the simulator runs each thread as a Python thread).
 
+- `kernels/cuda_launch.py`: `@gpu_kernel`, Numba's kernels launched through a
+  shorter host path (a launch is where small GPU work spends its time).
+
 Launches of one Linear backward (numba GEMM; with cuBLAS, dense is 1 + 2 calls)
     dense    2   bias, GEMM pair (dx and dW in one launch)
-    unified  3   bias, column sums + select (one launch), gathered GEMM pair
+    unified  2   column sums of |dy| and of dy (the bias) + select (one launch),
+                 gathered GEMM pair
     topk     4   bias, select, sparse dx + dW (one launch), union of rows
                  (the union's size, 4 bytes, is copied to the host: one sync)
 """

@@ -18,14 +18,19 @@ copies both before its `mm`). Two independent products go in one launch
 the GPU, and a Linear backward costs one GEMM launch.
 
 What makes the kernel fast: a block of TD x TD threads computes a BM x BM tile
-of C (BM = TD * TM). It walks the shared dimension BK at a time; each step loads
-a BK x BM tile of A and of B into shared memory once (coalesced: consecutive
-threads read consecutive addresses of whichever layout the operand has; one
-column of padding keeps the transposing stores free of bank conflicts), then
-each thread keeps a TM x TM block of C in registers and updates it from TM
-values of A and TM of B per step: TM * TM multiply-adds per 2 * TM shared reads,
-and every global value is read once per tile instead of once per output.
+of C (BM = TD * TM = TILE, 64 by default). It walks the shared dimension BK at a
+time; each step loads a BK x BM tile of A and of B into shared memory once
+(coalesced: consecutive threads read consecutive addresses of whichever layout
+the operand has; one column of padding keeps the transposing stores free of bank
+conflicts; every load of a step is issued before the first store, so they are in
+flight together), then each thread keeps a TM x TM block of C in registers and
+updates it from TM values of A and TM of B per step: TM * TM multiply-adds per
+2 * TM shared reads, and every global value is read once per tile instead of
+once per output. The flags are constants of each compiled kernel (one per dtype
+and pair of flags), so a product's code has no branch on how to read operands.
 No warp intrinsics; the simulator runs the same code with tiny tiles.
+SPARSEBP_CUDA_TILE=32 gives 32 x 32 tiles (4x the blocks, 64 threads each); on an
+H100 it made the unified backward's GEMM slower (35 vs 30 us: benchmarks/README.md).
 
 `set_gemm("cublas")` (or SPARSEBP_CUDA_GEMM=cublas) sends the dense products
 (forward and dense backward) to cuBLAS through CuPy, on the same device memory
@@ -40,7 +45,7 @@ from numba import cuda
 from .cuda_launch import gpu_kernel
 
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-TILE = int(os.environ.get("SPARSEBP_CUDA_TILE", "32"))   # a block's tile of C: TILE x TILE
+TILE = int(os.environ.get("SPARSEBP_CUDA_TILE", "64"))   # a block's tile of C: TILE x TILE
 if TILE not in (32, 64):
     raise ValueError(f"SPARSEBP_CUDA_TILE={TILE}: choose 32 or 64")
 TM = 4                           # outputs per thread side, kept in registers

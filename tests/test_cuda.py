@@ -186,6 +186,28 @@ def test_short_launch_path_matches_numbas():
     assert any(c.last is not None for c in G.S.topk_unified_kernel._configs.values())
 
 
+def test_launch_memo_reuses_arguments_only_for_the_same_arrays_and_scalars():
+    """The short path reuses the previous call's flattened arguments only when every
+    array is the very same object (still alive) and every scalar equal and of the
+    same type; its memo holds the arrays weakly. (Pure Python: runs in CI.)"""
+    from kernels.cuda_launch import _memo, _same
+
+    class Arr:                                   # stands for a device array
+        def copy_to_host(self):
+            pass
+    a, b = Arr(), Arr()
+    memo = _memo((a, b, 3, 0.5, True))
+    assert _same((a, b, 3, 0.5, True), memo)
+    assert not _same((b, a, 3, 0.5, True), memo)                 # other arrays
+    assert not _same((a, b, 4, 0.5, True), memo)                 # another scalar
+    assert not _same((a, b, 3.0, 0.5, True), memo)               # equal, of another type
+    assert not _same((a, b, 3, 0.5, 1), memo)
+    assert not _same((a, b, 3, 0.5), memo)                       # fewer arguments
+    assert not _same((a, b, np.int64(3), 0.5, True), memo)
+    del b                                                        # not kept alive by the memo
+    assert memo[1]() is None and not _same((a, Arr(), 3, 0.5, True), memo)
+
+
 # ---------------------------------------------------------------- linear layer
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("B,n_in,n_out", [(1, 1, 1), (3, 19, 10), (7, 13, 5)])
