@@ -31,6 +31,7 @@ and pair of flags), so a product's code has no branch on how to read operands.
 No warp intrinsics; the simulator runs the same code with tiny tiles.
 SPARSEBP_CUDA_TILE=32 gives 32 x 32 tiles (4x the blocks, 64 threads each); on an
 H100 it made the unified backward's GEMM slower (35 vs 30 us: benchmarks/README.md).
+SPARSEBP_CUDA_LOADS (16, 8 or 4) trades loads in flight for registers (see _bk).
 
 `set_gemm("cublas")` (or SPARSEBP_CUDA_GEMM=cublas) sends the dense products
 (forward and dense backward) to cuBLAS through CuPy, on the same device memory
@@ -48,6 +49,9 @@ SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 TILE = int(os.environ.get("SPARSEBP_CUDA_TILE", "64"))   # a block's tile of C: TILE x TILE
 if TILE not in (32, 64):
     raise ValueError(f"SPARSEBP_CUDA_TILE={TILE}: choose 32 or 64")
+LOADS = int(os.environ.get("SPARSEBP_CUDA_LOADS", "16"))  # per operand, thread and step (_bk)
+if LOADS not in (4, 8, 16):
+    raise ValueError(f"SPARSEBP_CUDA_LOADS={LOADS}: choose 4, 8 or 16")
 TM = 4                           # outputs per thread side, kept in registers
 TD = 2 if SIM else TILE // TM    # threads per block side
 BM = TD * TM                     # the block's tile of C is BM x BM
@@ -93,9 +97,8 @@ def _make_tile(f, flags):
     loads = BM * bk // NT                       # elements of each operand tile one thread loads
 
     @cuda.jit(device=True)
-    def tile(C, A, B, M, N, K, idx, bias):
-        sA = cuda.shared.array((bk, BMP), f)        # sA[p, m] = A(m0 + m, p0 + p)
-        sB = cuda.shared.array((bk, BMP), f)        # sB[p, n] = B(p0 + p, n0 + n)
+    def tile(C, A, B, M, N, K, idx, bias, sA, sB):
+        """sA[p, m] = A(m0 + m, p0 + p), sB[p, n] = B(p0 + p, n0 + n): (BK, BMP) shared."""
         acc = cuda.local.array((TM, TM), f)
         ra = cuda.local.array(TM, f)
         rb = cuda.local.array(TM, f)
@@ -177,14 +180,17 @@ def _make_tile(f, flags):
 def _make_kernel(f, flags0, flags1):
     """The kernel for arrays of float type f and products with these flags."""
     tile0, tile1 = _make_tile(f, flags0), _make_tile(f, flags1)
+    bk = _bk(f)
 
     @gpu_kernel
     def gemm2(C0, A0, B0, M0, N0, K0, C1, A1, B1, M1, N1, K1, idx, bias):
         """blockIdx.z = 0: product 0, 1: product 1; blockIdx.x: n tile, y: m tile."""
+        sA = cuda.shared.array((bk, BMP), f)   # here, not in tile: one pair of tiles a block,
+        sB = cuda.shared.array((bk, BMP), f)   # not one per product (33 KB, not 66)
         if cuda.blockIdx.z == 0:
-            tile0(C0, A0, B0, M0, N0, K0, idx, bias)
+            tile0(C0, A0, B0, M0, N0, K0, idx, bias, sA, sB)
         else:
-            tile1(C1, A1, B1, M1, N1, K1, idx, bias)
+            tile1(C1, A1, B1, M1, N1, K1, idx, bias, sA, sB)
 
     return gemm2
 
@@ -193,11 +199,13 @@ _kernels, _dummies = {}, {}
 
 
 def _bk(f):
-    """The shared dimension per tile: 16 loads of each operand per thread and step
-    (BK = 64 float32 values at TILE 64, 32 at TILE 32; half as many float64), so a
-    small K (a meProp product's k or batch) takes few steps, each a round of global
-    loads the whole block waits for, and the 16 loaded values stay in registers."""
-    return 8 if SIM else 16 * NT // BM // (np.dtype(f).itemsize // 4)
+    """The shared dimension per tile: LOADS loads of each operand per thread and step
+    (BK = 64 float32 values at TILE 64 and 16 loads; half as many float64), so a small
+    K (a meProp product's k or batch) takes few steps, each a round of global loads the
+    whole block waits for. More loads in flight cost registers: ptxas gives the unified
+    pair 243 registers at 16 loads, 164 at 8, 96 at 4 (`python -m benchmarks.gpu_resources`),
+    so at 16 one 256-thread block fits on an SM, at 4 two."""
+    return 8 if SIM else LOADS * NT // BM // (np.dtype(f).itemsize // 4)
 
 
 def _kernel(dtype, flags0, flags1):
