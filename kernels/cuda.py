@@ -12,7 +12,9 @@ Where things are
   `topk_unified`, the column sums, the union of rows;
 - `kernels/cuda_gemm.py`: the tiled GEMM (forward, dense and unified backward),
   and `set_gemm("cublas")` to use cuBLAS through CuPy for the dense products;
-- `kernels/cuda_optim.py`: the row-sparse SGD, AdaGrad and Adam.
+- `kernels/cuda_optim.py`: the row-sparse SGD, AdaGrad and Adam;
+- `kernels/cuda_launch.py`: `@gpu_kernel`, Numba's kernels launched through a
+  shorter host path (small GPU work spends most of its time in launches).
 
 Every hot kernel is compiled for the arrays' own float type, so a float32 model
 does float32 arithmetic (full rate on every GPU) and a float64 one, float64.
@@ -24,9 +26,6 @@ through shared memory and `syncthreads`, so Numba's CUDA simulator
 (`NUMBA_ENABLE_CUDASIM=1`, what CI runs) executes exactly the code a GPU runs,
 only with smaller blocks and tiles (8 threads instead of 256, 8 x 8 GEMM tiles
 instead of 64 x 64: the simulator runs each thread as a Python thread).
-
-- `kernels/cuda_launch.py`: `@gpu_kernel`, Numba's kernels launched through a
-  shorter host path (a launch is where small GPU work spends its time).
 
 Launches of one Linear backward (numba GEMM; with cuBLAS, dense is 1 + 2 calls)
     dense    2   bias, GEMM pair (dx and dW in one launch)

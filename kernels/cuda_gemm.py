@@ -114,9 +114,9 @@ def _make_tile(f, flags):
                 acc[i, j] = f(0)
         for p0 in range(0, K, bk):
             # All of this thread's loads first, into registers, then the stores to shared
-            # memory: the compiler cannot tell the arrays from the shared tiles apart, so
-            # a load issued after a store waits for it, and interleaved they would take
-            # one round trip to memory each.
+            # memory. Interleaved, each store waits for the value it stores, and the
+            # compiler may not move the next load above that store (for all it knows the
+            # arrays could alias the shared tile): one round trip to memory per load.
             for step in range(loads):
                 e = tid + step * NT
                 if flags & TA:                         # A stored (K, .): contiguous along m

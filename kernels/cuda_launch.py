@@ -2,9 +2,11 @@
 
 Why: numba-cuda's `kernel[grid, block](*args)` types every argument, looks the
 compiled kernel up, wraps each array and builds a launch configuration, in
-Python, on every call: about 44 us of host time for a kernel of 8 arrays on the
-H200 machine (benchmarks/README.md, section (d)). A meProp backward at hidden
-4096 has ~50 us of GPU work in all, so the GPU waits on the host.
+Python, on every call: 44 us of host time for a kernel of 8 arrays on the H200
+machine, 57-98 us on the H100 one (benchmarks/README.md, section (d)). A meProp
+backward at hidden 4096 has ~47 us of GPU work in all, so the GPU waits on the
+host. Through this file the same launch costs 9-13 us (cuda.core's launch alone,
+which both paths end with, 7.5-9).
 
 What `@gpu_kernel` does instead: the first call of a kernel with a given kind of
 arguments goes through Numba as usual (it compiles, checks and launches), and
@@ -13,9 +15,9 @@ how Numba passes it. Later calls with the same kinds of arguments flatten them
 the way Numba does (an array is meminfo, parent, size, itemsize, data pointer,
 shape, strides) and hand them to the same driver launch Numba ends with; a call
 with the very arrays (and equal scalars) of the previous one reuses its
-flattened arguments. The
-kernel runs exactly the code and sees exactly the bytes it would under Numba;
-only the Python between the call and the driver is shorter.
+flattened arguments. The kernel runs exactly the code and sees exactly the bytes
+it would under Numba; only the Python between the call and the driver is shorter.
+tests/test_cuda.py compares the two paths bit for bit on a GPU.
 
 A kind of argument: the Numba type of an array (dtype, ndim, layout) or the
 Python type of a scalar. Anything this file does not know (a host array, a
@@ -42,6 +44,7 @@ def set_launch(which):
 
 
 def launch_name():
+    """"fast" or "numba": the path launches take now."""
     return "fast" if _state["fast"] else "numba"
 
 

@@ -22,7 +22,6 @@ import numpy as np
 from numba import cuda
 
 from .cuda_launch import gpu_kernel
-
 from .cuda_select import THREADS
 
 

@@ -216,8 +216,10 @@ def topk_unified_kernel(idx, s, s_keys, counter, db, dy, k, mask, want_db):
     Every block writes its columns' sums; the last block to finish (a fence and
     an atomic ticket tell it) selects from all of them, then resets the counter.
     It first copies the n keys to shared memory when they fit (n <= STAGE): the
-    select reads them once per radix pass, and shared memory answers in a few
-    cycles where L2 takes hundreds, which one block cannot hide.
+    select reads them once per radix pass, and one block cannot hide L2's latency
+    behind other blocks. (On an H100 this kernel, bias sums included, took 16.5 us
+    against 15.0 + 3.6 us for the select and bias kernels before; the staging's own
+    share was not measured apart: benchmarks/README.md.)
     """
     red = cuda.shared.array((2, LANES, COLS), np.float64)
     hist = cuda.shared.array(THREADS, np.int32)
