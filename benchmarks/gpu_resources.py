@@ -1,6 +1,6 @@
 """Registers, shared memory and spills of the CUDA kernels, and how many blocks fit on an SM.
 
-    python -m benchmarks.gpu_resources [--configs 64:16,64:8,64:4,32:16] [--cc 9.0]
+    python -m benchmarks.gpu_resources [--configs 64:16,64:8,64:4,32:16,32:4] [--cc 9.0]
 
 No GPU needed: each kernel is compiled to PTX by Numba for float32 arguments of
 the unified backward at hidden 4096 (the GPU target), and NVIDIA's ptxas reports
@@ -88,7 +88,7 @@ def report(cc):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="64:16,64:8,64:4,32:16", help="TILE:LOADS,... of our GEMM")
+    ap.add_argument("--configs", default="64:16,64:8,64:4,32:16,32:4", help="TILE:LOADS,... of our GEMM")
     ap.add_argument("--cc", default="9.0", help="compute capability to compile for (9.0: H100/H200)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)   # a child: this config only
     a = ap.parse_args(argv)
