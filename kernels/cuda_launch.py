@@ -69,6 +69,8 @@ class Kernel:
     def __getitem__(self, grid_block):
         c = self._configs.get(grid_block)
         if c is None:
+            if len(self._configs) >= 512:     # grids that follow a union's size vary by the step
+                self._configs.clear()
             c = self._configs[grid_block] = _Configured(self, *grid_block)
         return c
 
