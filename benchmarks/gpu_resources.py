@@ -94,7 +94,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     cc = tuple(int(x) for x in a.cc.split("."))
     if a.one:
-        report(cc)
+        try:
+            report(cc)
+        except Exception as e:                # noqa: BLE001 - say what is missing in one line
+            print(f"benchmarks.gpu_resources: {type(e).__name__}: {str(e).splitlines()[0]} "
+                  "(pip install nvidia-cuda-nvcc-cu12 nvidia-cuda-nvrtc-cu12?)")
+            return 1
         return 0
     if ptxas() is None:
         print("benchmarks.gpu_resources: no ptxas; pip install nvidia-cuda-nvcc-cu12 nvidia-cuda-nvrtc-cu12")
@@ -103,7 +108,9 @@ def main(argv=None):
         tile, loads = config.split(":")
         print(f"SPARSEBP_CUDA_TILE={tile} SPARSEBP_CUDA_LOADS={loads}, compute capability {a.cc}:", flush=True)
         env = dict(os.environ, SPARSEBP_CUDA_TILE=tile, SPARSEBP_CUDA_LOADS=loads, NUMBA_ENABLE_CUDASIM="0")
-        subprocess.run([sys.executable, "-m", "benchmarks.gpu_resources", "--one", "--cc", a.cc], env=env, check=True)
+        if subprocess.run([sys.executable, "-m", "benchmarks.gpu_resources", "--one", "--cc", a.cc],
+                          env=env).returncode:
+            return 1
     return 0
 
 
