@@ -364,7 +364,7 @@ def bench_launch(G, reps, target):
         from kernels import cuda_launch as CL
         conf = _empty_kernel[1, 32]
         (kern, _), = [v for v in _empty_kernel._compiled.values() if v != CL._NUMBA]
-        flat = [v for a in arrs for v in (0, 0, a.size, a.dtype.itemsize, CL._ptr(a), *a.shape, *a.strides)]
+        flat = [v for a in arrs for v in CL._packed(a)[1]]         # as the short path flattens them
         floor = lambda: CL._launch(conf.stream, conf.config, kern, *flat)  # noqa: E731
         rows.append(dict(what="host cost of cuda.core's launch, arguments already flattened",
                          us=_host_us(floor, reps)))

@@ -5,19 +5,7 @@
 # Each step has its own time limit, so a slow or failing step still leaves the
 # others' results. Logs and JSON go to ${OUT:-gpu-out}/.
 #     bash benchmarks/gpu_session.sh            # FULL=0: skip the full grid; TRAIN=0: the epochs
-set -u
-OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
-$PY -c "import numba, numba_cuda, numpy; print('numba', numba.__version__, 'numba-cuda', numba_cuda.__version__, 'numpy', numpy.__version__)" | tee -a "$OUT/device.txt"
-step() {  # step NAME SECONDS COMMAND...
-    local name=$1 secs=$2; shift 2
-    echo "=== $name (limit ${secs}s)"
-    local t0=$SECONDS
-    timeout "$secs" "$@" > "$OUT/$name.log" 2>&1
-    echo "=== $name: exit $? after $((SECONDS - t0))s"
-}
+. "$(dirname "$0")/gpu_common.sh"
 step quick 110 $PY -m benchmarks.gpu --quick --only launch --only layer_backward --only topk \
     --out "$OUT/results-gpu-quick.json"
 step tests 120 env SPARSEBP_REAL_GPU=1 $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda.py

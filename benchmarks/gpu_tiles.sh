@@ -7,18 +7,8 @@
 #     CONFIGS="64:16 64:8 64:4 32:4" bash benchmarks/gpu_tiles.sh
 # (`python -m benchmarks.gpu_resources` gives each configuration's registers and
 # blocks per SM without a GPU.)
-set -u
-OUT=${OUT:-gpu-out}; mkdir -p "$OUT"
-export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
+. "$(dirname "$0")/gpu_common.sh"
 CONFIGS=${CONFIGS:-32:16 64:16}
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/device.txt"
-step() {  # step NAME SECONDS COMMAND...
-    local name=$1 secs=$2; shift 2
-    local t0=$SECONDS
-    timeout "$secs" "$@" > "$OUT/$name.log" 2>&1
-    echo "=== $name: exit $? after $((SECONDS - t0))s"
-}
 run() {  # run NAME SECONDS TILE:LOADS ARGS...
     local name=$1 secs=$2 c=$3; shift 3
     step "$name" "$secs" env SPARSEBP_CUDA_TILE=${c%:*} SPARSEBP_CUDA_LOADS=${c#*:} $PY -m benchmarks.gpu "$@"

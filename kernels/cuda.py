@@ -48,7 +48,7 @@ if not hasattr(np, "row_stack"):
 from numba import cuda  # noqa: E402
 
 from . import cuda_launch, cuda_select as S  # noqa: F401
-from .cuda_launch import gpu_kernel, launch_name, launches, set_launch  # noqa: F401
+from .cuda_launch import gpu_kernel, launch_name, launches, on_device, set_launch  # noqa: F401
 from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
                         cublas_linear_forward, gemm, gemm_name, set_gemm)
 from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
@@ -76,10 +76,6 @@ def _typed(make, dtype):
 
 
 # ---------------------------------------------------------------- arrays
-def _on_device(a):
-    return hasattr(a, "copy_to_host")
-
-
 def empty(shape, dtype=np.float32):
     return cuda.device_array(shape, dtype)
 
@@ -90,12 +86,12 @@ def zeros(shape, dtype=np.float32):
 
 def to_device(a):
     """Host array -> contiguous device array; a device array is returned as is."""
-    return a if _on_device(a) else cuda.to_device(np.ascontiguousarray(a))
+    return a if on_device(a) else cuda.to_device(np.ascontiguousarray(a))
 
 
 def to_host(a):
     """Device array -> host ndarray (a copy); a host array is returned as is."""
-    return a.copy_to_host() if _on_device(a) else np.asarray(a)
+    return a.copy_to_host() if on_device(a) else np.asarray(a)
 
 
 def synchronize():
@@ -147,19 +143,12 @@ def topk_unified(idx, dy, k, db=None):
     db: optional (n,) out, the bias gradient, summed in the same pass over dy."""
     dy = to_device(dy)
     n = dy.shape[1]
-    bufs = _unified_bufs.get(n)                   # one lookup: this runs once per layer and step
-    if bufs is None:
-        s = _scratch("unified_sums", (n,), np.float64)
-        bufs = _unified_bufs[n] = (s, _scratch("unified_keys", (n,), np.int64, view_of=s),
-                                   _scratch("unified_counter", (1,), np.int32, zero=True))
-    s, keys, counter = bufs
+    s = _scratch("unified_sums", (n,), np.float64)
+    keys = _scratch("unified_keys", (n,), np.int64, view_of=s)
+    counter = _scratch("unified_counter", (1,), np.int32, zero=True)
     want_db = db is not None
     db = db if want_db else _scratch("no_bias", (1,), dy.dtype)
-    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _MASK64, want_db)
-
-
-_unified_bufs = {}
-_MASK64 = _mask(64)
+    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _mask(64), want_db)
 
 
 def union_rows(idx, n_out):

@@ -53,6 +53,11 @@ def launches():
     return _state["launches"]
 
 
+def on_device(a):
+    """Whether a is a device array (numba's, or the simulator's stand-in)."""
+    return hasattr(a, "copy_to_host")
+
+
 def gpu_kernel(fn):
     """@gpu_kernel: a CUDA kernel (like @cuda.jit) launched through the short path."""
     return Kernel(cuda.jit(fn))
@@ -80,7 +85,7 @@ def _packed(a):
     parent, size, itemsize, data pointer, shape, strides. Cached on the array
     (none of these ever changes for a device array); None for anything else."""
     p = getattr(a, "_sparsebp_packed", None)
-    if p is None and hasattr(a, "copy_to_host") and hasattr(a, "__dict__"):
+    if p is None and on_device(a) and hasattr(a, "__dict__"):
         p = a._sparsebp_packed = (a._numba_type_, (0, 0, a.size, a.dtype.itemsize, _ptr(a),
                                                    *a.shape, *a.strides))
     return p
@@ -130,7 +135,7 @@ class _Configured:
 def _memo(args):
     """What _same compares the next call's arguments with: a weak reference to each
     array (so that the memo keeps no array alive) and each scalar itself."""
-    return tuple(weakref.ref(a) if hasattr(a, "copy_to_host") else a for a in args)
+    return tuple(weakref.ref(a) if on_device(a) else a for a in args)
 
 
 def _same(args, memo):
@@ -170,7 +175,7 @@ def _driver_kernel(dispatcher, args):
         packers = []
         for t, a in zip(kern.argument_types, args):
             if isinstance(t, types.Array):
-                if not hasattr(a, "copy_to_host"):           # a host array: Numba copies it over
+                if not on_device(a):                         # a host array: Numba copies it over
                     return _NUMBA
                 packers.append(None)
             elif t == types.int64:                           # an intptr_t, as Numba passes shapes

@@ -21,13 +21,13 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cuda_launch import gpu_kernel
+from .cuda_launch import gpu_kernel, on_device
 from .cuda_select import THREADS
 
 
 def _dev(a):
     """rows may come from the host (an int array): copy it to the device."""
-    return a if hasattr(a, "copy_to_host") else cuda.to_device(np.ascontiguousarray(a))
+    return a if on_device(a) else cuda.to_device(np.ascontiguousarray(a))
 
 
 def row_threads(W):
