@@ -343,6 +343,29 @@ def _profile(fn, reps=20):
     return sum(c * t for _, c, t in per), sorted(per, key=lambda r: -r[1] * r[2])
 
 
+def _gemm_order(G, reps, target, have_torch):
+    """The unified backward's GEMM pair alone, the product with the longer K first
+    (the default) and in the order given (dx first): cuda_gemm.gemm's longest_first."""
+    h, B, k = target
+    rng = np.random.default_rng(5)
+    d_W, d_x, d_dy = (G.to_device(rng.standard_normal(s).astype(np.float32)) for s in [(h, h), (B, h), (B, h)])
+    dx, dW, u = G.empty((B, h)), G.empty((h, h)), G.empty((k,), np.int32)
+    G.topk_unified(u, d_dy, k)
+    products = G.unified_products(dx, dW, d_dy, d_x, d_W, k)
+    rows = []
+    for longest in (True, False):
+        first = "dW" if longest and B > k else "dx"
+        pair = lambda: cuda_gemm.gemm(*products, idx=u, longest_first=longest)  # noqa: E731
+        what = f"unified GEMM pair alone, h={h} B={B} k={k}, {first} first"
+        rows.append(dict(what=f"CUDA-event time, {what}", us=gpu_us(pair, reps)))
+        if have_torch:
+            try:
+                rows.append(dict(what=f"GPU time, {what}", us=_profile(pair)[0]))
+            except Exception as e:                # noqa: BLE001 - a diagnostic only
+                rows.append(dict(what=f"(no profile: {type(e).__name__}: {e})", us=float("nan")))
+    return rows
+
+
 def bench_launch(G, reps, target):
     """Where a small meProp backward's time goes. The host cost of one launch of an
     empty kernel with 8 arrays: through Numba, through our short path (kernels/
@@ -350,8 +373,8 @@ def bench_launch(G, reps, target):
     already flattened). Then, for the target layer backward (h, B, k): CUDA-event time
     with either launch path, and the GPU time of its kernels, one by one, from
     PyTorch's profiler when torch is importable."""
-    if SIM:
-        return [dict(what="(simulator)", us=float("nan"))]
+    if SIM:                                       # no launch path, no profiler: the order only
+        return [dict(what="(simulator)", us=float("nan"))] + _gemm_order(G, reps, target, False)
     arrs = [G.empty((4,)) for _ in range(8)]
     empty = lambda: _empty_kernel[1, 32](*arrs)  # noqa: E731
     rows = []
@@ -396,6 +419,7 @@ def bench_launch(G, reps, target):
                 continue
             rows.append(dict(what=f"GPU time of the kernels, {what}", us=total))
             rows += [dict(what=f"  {calls:g} x {kname}", us=t) for kname, calls, t in per]
+    rows += _gemm_order(G, reps, target, have_torch)
     G.set_gemm("numba")
     return rows
 

@@ -286,10 +286,14 @@ def unified_backward(dx, dW, dy, x, W, idx):
     of W while loading tiles and scattering into the k rows of dW as it stores:
     the shape of work GPUs do well, and nothing is copied.
     """
+    gemm(*unified_products(dx, dW, dy, x, W, idx.shape[0]), idx=to_device(idx))
+
+
+def unified_products(dx, dW, dy, x, W, k):
+    """The two products of the unified backward, as `cuda_gemm.gemm` takes them."""
     B, n_in = x.shape
-    k = idx.shape[0]
-    gemm((dx, dy, W, B, n_in, k, GA | GB),
-         (dW, dy, x, k, n_in, B, TA | GA | SC), idx=to_device(idx))
+    return ((dx, dy, W, B, n_in, k, GA | GB),
+            (dW, dy, x, k, n_in, B, TA | GA | SC))
 
 
 # ---------------------------------------------------------------- element-wise

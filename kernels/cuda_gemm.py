@@ -223,15 +223,26 @@ def _dummy(dtype):
     return _dummies[dtype]
 
 
-def gemm(*products, idx=None, bias=None):
+def gemm(*products, idx=None, bias=None, longest_first=True):
     """Run one or two products in one launch; each is (C, A, B, M, N, K, flags).
 
     C, A, B: 2-D device arrays of one float dtype; idx: (k,) int32 device array
-    for the GA/GB/SC flags; bias: (N,) for BIAS (product 0 only, by convention).
+    for the GA/GB/SC flags; bias: (N,) for BIAS (at most one product has it).
     One compiled kernel per (dtype, flags of product 0, flags of product 1).
+
+    longest_first: the product with the longer shared dimension K gets blockIdx.z
+    = 0. A block's time grows with K, and blocks start in the order of their
+    index (z last), so its blocks start first and the short ones fill in behind
+    them. In the unified backward at h=4096, B=128, k=64 the dW blocks (K = B)
+    take two steps and the dx blocks (K = k) one, and the 192 blocks fill an
+    H100's 132 SMs 1.5 times (one block per SM: _bk): dx first leaves 60 dW
+    blocks to start after the first wave, ~3 one-step times in all; dW first
+    ends at ~2. (False keeps the order given; benchmarks/gpu.py times both.)
     """
     p0 = products[0]
     p1 = products[1] if len(products) > 1 else p0
+    if longest_first and p1[5] > p0[5]:
+        p0, p1 = p1, p0
     dtype = p0[0].dtype
     idx = _dummy(np.int32) if idx is None else idx
     bias = _dummy(dtype) if bias is None else bias

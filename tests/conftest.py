@@ -16,7 +16,16 @@ def assert_close(out, ref, atol=1e-5, rtol=1e-5):
     """|out - ref| <= atol + rtol |ref| everywhere, with the worst entry in the message."""
     out, ref = np.asarray(out), np.asarray(ref)
     assert out.shape == ref.shape, f"shape {out.shape} != {ref.shape}"
-    err = np.abs(out.astype(np.float64) - ref) - (atol + rtol * np.abs(ref))
+    # NaN compares False with everything, so it would pass the test below unseen:
+    # NaNs and infinities must sit where the reference has the same ones.
+    special = ~np.isfinite(out) | ~np.isfinite(ref)
+    bad = special & ~((out == ref) | (np.isnan(out) & np.isnan(ref)))
+    if bad.any():
+        i = np.unravel_index(np.argmax(bad), bad.shape)
+        raise AssertionError(f"non-finite mismatch at {i}: got {out[i]!r}, expected {ref[i]!r}")
+    with np.errstate(invalid="ignore"):               # inf - inf at the special entries
+        err = np.abs(out.astype(np.float64) - ref) - (atol + rtol * np.abs(ref))
+    err = np.where(special, 0.0, err)
     if err.size and err.max() > 0:
         i = np.unravel_index(np.argmax(err), err.shape)
         raise AssertionError(f"mismatch at {i}: got {out[i]!r}, expected {ref[i]!r} "

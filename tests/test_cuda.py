@@ -35,6 +35,17 @@ def short_gil_switch():
     sys.setswitchinterval(old)
 
 
+@pytest.fixture(autouse=True)
+def poisoned_empty(monkeypatch):
+    """G.empty hands out NaN (float) or -1 (int) arrays here, not whatever memory was
+    freed last: the simulator's numpy allocator often returns the buffer of the test
+    before, right answer included, and a kernel that never wrote would pass."""
+    def empty(shape, dtype=np.float32):
+        fill = np.nan if np.dtype(dtype).kind == "f" else -1
+        return G.cuda.to_device(np.full(shape, fill, dtype))
+    monkeypatch.setattr(G, "empty", empty)
+
+
 def _rand(rng, shape, dtype=np.float32):
     return rng.standard_normal(shape).astype(dtype)
 
@@ -259,6 +270,26 @@ def test_sparse_backward_products(B, n_out, k):
         G.dense_backward(dx, dW, G.to_device(dy), G.to_device(x), G.to_device(W))
         assert_close(G.to_host(gx), G.to_host(dx))
         assert_close(G.to_host(gW), G.to_host(dW))
+
+
+@pytest.mark.parametrize("B,k", [(9, 3), (3, 9), (5, 5)])
+@pytest.mark.parametrize("longest_first", [True, False])
+def test_gemm_pair_in_either_order(B, k, longest_first):
+    """The unified pair launched with dW's blocks first (B > k, longest_first), with
+    dx's first (B < k, or longest_first=False), or as given (equal K): same products."""
+    from kernels import cuda_gemm as CG
+    rng = np.random.default_rng(B * 10 + k)
+    n_out, n_in = 11, 10
+    dy, x, W = _rand(rng, (B, n_out)), _rand(rng, (B, n_in)), _rand(rng, (n_out, n_in))
+    u = np.sort(rng.choice(n_out, k, replace=False)).astype(np.int32)
+    rx, rW = np.empty((B, n_in), np.float32), np.full((n_out, n_in), 7, np.float32)
+    R.unified_backward(rx, rW, dy, x, W, u)
+    gx, gW = G.empty((B, n_in)), G.to_device(np.full((n_out, n_in), 7, np.float32))
+    d_dy, d_x, d_W = G.to_device(dy), G.to_device(x), G.to_device(W)
+    CG.gemm(*G.unified_products(gx, gW, d_dy, d_x, d_W, k), idx=G.to_device(u),
+            longest_first=longest_first)
+    assert_close(G.to_host(gx), rx)
+    assert_close(G.to_host(gW), rW)
 
 
 # ---------------------------------------------------------------- element-wise, loss
