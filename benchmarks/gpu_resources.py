@@ -5,10 +5,13 @@
 No GPU needed: each kernel is compiled to PTX by Numba for float32 arguments of
 the unified backward at hidden 4096 (the GPU target), and NVIDIA's ptxas reports
 what the kernel uses. That bounds occupancy: an H100 SM has 65,536 registers,
-228 KB of shared memory and 2,048 threads, so a 256-thread block of 243
-registers leaves room for no second block, and a grid of 256 blocks runs on 132
-SMs in two waves. Needs `pip install nvidia-cuda-nvcc-cu12 nvidia-cuda-nvrtc-cu12`
-(ptxas and the NVRTC library Numba compiles with). A config is TILE:LOADS
+228 KB of shared memory and 2,048 threads, so a 256-thread block of more than
+128 registers leaves room for no second block, and a grid of 256 blocks runs on
+132 SMs in two waves. Needs `pip install nvidia-cuda-nvcc-cu12 nvidia-cuda-nvrtc-cu12`
+(ptxas and the NVRTC library Numba compiles with). With `pip install
+nvidia-cuda-nvdisasm` it also counts each kernel's SASS instructions, and those
+of its tightest multiply-add loop per FFMA (how much of the loop is arithmetic
+and how much addressing). A config is TILE:LOADS
 (SPARSEBP_CUDA_TILE, SPARSEBP_CUDA_LOADS; kernels/cuda_gemm.py); each runs in its
 own process, since both are read at import.
 """
@@ -23,16 +26,46 @@ import tempfile
 REGS, SMEM, THREADS, BLOCKS = 65536, 228 * 1024, 2048, 32        # per SM, compute capability 9.0
 
 
-def ptxas():
-    """The ptxas of the nvidia-cuda-nvcc wheel, or the one on PATH."""
+def _tool(name, wheel_dirs):
+    """An NVIDIA tool from a wheel's nvidia/<dir>/bin, or from PATH; None if neither."""
     try:
-        import nvidia.cuda_nvcc
-        path = os.path.join(list(nvidia.cuda_nvcc.__path__)[0], "bin", "ptxas")
-        if os.path.exists(path):
-            return path
+        import nvidia
+        for root in nvidia.__path__:
+            for d in wheel_dirs:
+                path = os.path.join(root, d, "bin", name)
+                if os.path.exists(path):
+                    return path
     except ImportError:
         pass
-    return shutil.which("ptxas")
+    return shutil.which(name)
+
+
+def ptxas():
+    """ptxas of the nvidia-cuda-nvcc-cu12 wheel, or the one on PATH."""
+    return _tool("ptxas", ["cuda_nvcc"])
+
+
+def nvdisasm():
+    """nvdisasm of the nvidia-cuda-nvdisasm wheel (optional: SASS counts), or PATH's."""
+    return _tool("nvdisasm", ["cu13", "cuda_nvdisasm"])
+
+
+def sass_counts(cubin):
+    """(instructions in the kernel, (instructions, FFMAs) of its busiest multiply-add
+    loop) from nvdisasm's listing: a loop is a branch back to an earlier label."""
+    text = subprocess.run([nvdisasm(), "-c", cubin], capture_output=True, text=True, check=True).stdout
+    ops, labels, best = [], {}, (0, 0)
+    for line in text.splitlines():
+        if m := re.match(r"\s*(\.L_x_\d+):", line):
+            labels[m.group(1)] = len(ops)
+        elif m := re.match(r"\s+/\*[0-9a-f]+\*/\s+(.*?)\s*;", line):
+            ops.append(m.group(1))
+            if (b := re.search(r"BRA `\((\.L_x_\d+)\)", ops[-1])) and b.group(1) in labels:
+                body = ops[labels[b.group(1)]:]
+                fma = sum(" FFMA" in f" {o}" for o in body)
+                if fma and (best == (0, 0) or len(body) / fma < best[0] / best[1]):
+                    best = (len(body), fma)
+    return len(ops), best
 
 
 def kernels_to_check():
@@ -78,12 +111,17 @@ def report(cc):
                 f.write(ptx)
             out = subprocess.run([tool, f"-arch=sm_{cc[0]}{cc[1]}", "-v", src, "-o", os.path.join(tmp, "k.cubin")],
                                  capture_output=True, text=True, check=True).stderr
+            sass = sass_counts(os.path.join(tmp, "k.cubin")) if nvdisasm() else None
         regs = int(re.search(r"Used (\d+) registers", out).group(1))
         smem = int(m.group(1)) if (m := re.search(r"(\d+) bytes smem", out)) else 0
         spill = sum(int(x) for x in re.findall(r"(\d+) bytes spill", out))
         fit = min(REGS // (regs * threads), SMEM // max(smem, 1), THREADS // threads, BLOCKS)
         print(f"  {name:40s} {threads:4d} threads  {regs:3d} registers  {smem / 1024:5.1f} KB shared  "
               f"{spill:4d} B spilled  {fit} block(s) per SM", flush=True)
+        if sass:
+            total, (loop, fma) = sass
+            inner = f"; its multiply-add loop {loop} instructions for {fma} FFMAs" if fma else ""
+            print(f"  {'':40s} SASS: {total} instructions{inner}", flush=True)
 
 
 def main(argv=None):

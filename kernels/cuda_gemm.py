@@ -29,6 +29,15 @@ updates it from TM values of A and TM of B per step: TM * TM multiply-adds per
 once per output. The flags are constants of each compiled kernel (one per dtype
 and pair of flags), so a product's code has no branch on how to read operands.
 No warp intrinsics; the simulator runs the same code with tiny tiles.
+
+Every index in the kernel is unsigned (uint64, `_U`). With Python's signed
+integers Numba must allow for a negative index on every access (`a[-1]` wraps)
+and for floor division rounding down, and ptxas spent more instructions on that
+than on the multiply-adds: for the unified pair (sm_90 SASS, read with nvdisasm;
+`python -m benchmarks.gpu_resources`) unsigned indices and a flat shared tile
+read at a running offset took the kernel from 4752 instructions to 1968, its
+inner loop from 61 instructions per 16 multiply-adds to about 31, and its
+registers from 243 to 144 a thread (not yet timed on a GPU).
 SPARSEBP_CUDA_TILE=32 gives 32 x 32 tiles (4x the blocks, 64 threads each); on an
 H100 it made the unified backward's GEMM slower (35 vs 30 us: benchmarks/README.md).
 SPARSEBP_CUDA_LOADS (16, 8 or 4) trades loads in flight for registers (see _bk).
@@ -59,6 +68,7 @@ BMP = BM + 1                     # a padded tile row: transposing stores without
 NT = TD * TD                     # (the shared dimension per tile, BK, is _bk below)
 
 TA, TB, GA, GB, SC, BIAS = 1, 2, 4, 8, 16, 32   # how to read A, B, C (see above)
+_U = np.uint64                   # the kernel's index type: no negative-index code (see above)
 
 _state = {"gemm": "numba"}
 
@@ -96,79 +106,89 @@ def _make_tile(f, flags):
     bk = _bk(f)
     loads = BM * bk // NT                       # elements of each operand tile one thread loads
 
+    # Unsigned copies of the sizes: uint64 mixed with int64 would make float64 in Numba.
+    bm, bmp, td, nt, ubk = _U(BM), _U(BMP), _U(TD), _U(NT), _U(bk)
+
     @cuda.jit(device=True)
     def tile(C, A, B, M, N, K, idx, bias, sA, sB):
-        """sA[p, m] = A(m0 + m, p0 + p), sB[p, n] = B(p0 + p, n0 + n): (BK, BMP) shared."""
+        """sA[p * BMP + m] = A(m0 + m, p0 + p), sB[p * BMP + n] = B(p0 + p, n0 + n):
+        (BK * BMP,) shared, row p of a tile at p * BMP."""
         acc = cuda.local.array((TM, TM), f)
         ra = cuda.local.array(TM, f)
         rb = cuda.local.array(TM, f)
         va = cuda.local.array(loads, f)
         vb = cuda.local.array(loads, f)
-        m0, n0 = cuda.blockIdx.y * BM, cuda.blockIdx.x * BM
+        M, N, K = _U(M), _U(N), _U(K)
+        m0, n0 = _U(cuda.blockIdx.y) * bm, _U(cuda.blockIdx.x) * bm
         if m0 >= M or n0 >= N:                         # a block of the other product
             return
-        tid = cuda.threadIdx.x
-        tx, ty = tid % TD, tid // TD
+        tid = _U(cuda.threadIdx.x)
+        tx, ty = tid % td, tid // td
         for i in range(TM):
             for j in range(TM):
                 acc[i, j] = f(0)
-        for p0 in range(0, K, bk):
+        p0 = _U(0)
+        while p0 < K:
             # All of this thread's loads first, into registers, then the stores to shared
             # memory. Interleaved, each store waits for the value it stores, and the
             # compiler may not move the next load above that store (for all it knows the
             # arrays could alias the shared tile): one round trip to memory per load.
             for step in range(loads):
-                e = tid + step * NT
+                e = tid + _U(step) * nt
                 if flags & TA:                         # A stored (K, .): contiguous along m
-                    mm, pp = e % BM, e // BM
+                    mm, pp = e % bm, e // bm
                 else:                                  # A stored (M, .): contiguous along p
-                    mm, pp = e // bk, e % bk
+                    mm, pp = e // ubk, e % ubk
                 m, p = m0 + mm, p0 + pp
                 v = f(0)
                 if m < M and p < K:
                     if flags & TA:
-                        v = A[p, idx[m] if flags & GA else m]
+                        v = A[p, _U(idx[m]) if flags & GA else m]
                     else:
-                        v = A[m, idx[p] if flags & GA else p]
+                        v = A[m, _U(idx[p]) if flags & GA else p]
                 va[step] = v
                 if flags & TB:                         # B stored (N, K): contiguous along p
-                    nn, pp = e // bk, e % bk
+                    nn, pp = e // ubk, e % ubk
                 else:                                  # B stored (K, N): contiguous along n
-                    nn, pp = e % BM, e // BM
+                    nn, pp = e % bm, e // bm
                 n, p = n0 + nn, p0 + pp
                 v = f(0)
                 if n < N and p < K:
                     if flags & TB:
                         v = B[n, p]
                     else:
-                        v = B[idx[p] if flags & GB else p, n]
+                        v = B[_U(idx[p]) if flags & GB else p, n]
                 vb[step] = v
             for step in range(loads):
-                e = tid + step * NT
+                e = tid + _U(step) * nt
                 if flags & TA:
-                    sA[e // BM, e % BM] = va[step]
+                    sA[(e // bm) * bmp + e % bm] = va[step]
                 else:
-                    sA[e % bk, e // bk] = va[step]
+                    sA[(e % ubk) * bmp + e // ubk] = va[step]
                 if flags & TB:
-                    sB[e % bk, e // bk] = vb[step]
+                    sB[(e % ubk) * bmp + e // ubk] = vb[step]
                 else:
-                    sB[e // BM, e % BM] = vb[step]
+                    sB[(e // bm) * bmp + e % bm] = vb[step]
             cuda.syncthreads()
+            oa, ob = ty, tx                            # sA[p * BMP + ty + TD * i], as p runs
             for p in range(bk):
                 for i in range(TM):
-                    ra[i] = sA[p, ty + TD * i]
+                    ra[i] = sA[oa + _U(TD * i)]
                 for j in range(TM):
-                    rb[j] = sB[p, tx + TD * j]
+                    rb[j] = sB[ob + _U(TD * j)]
+                oa += bmp
+                ob += bmp
                 for i in range(TM):
                     for j in range(TM):
                         acc[i, j] += ra[i] * rb[j]
             cuda.syncthreads()
+            p0 += ubk
         for i in range(TM):
-            m = m0 + ty + TD * i
+            m = m0 + ty + _U(TD * i)
             if m < M:
-                r = idx[m] if flags & SC else m
+                r = _U(idx[m]) if flags & SC else m
                 for j in range(TM):
-                    n = n0 + tx + TD * j                # neighbouring threads, neighbouring n
+                    n = n0 + tx + _U(TD * j)            # neighbouring threads, neighbouring n
                     if n < N:
                         v = acc[i, j]
                         if flags & BIAS:
@@ -181,12 +201,13 @@ def _make_kernel(f, flags0, flags1):
     """The kernel for arrays of float type f and products with these flags."""
     tile0, tile1 = _make_tile(f, flags0), _make_tile(f, flags1)
     bk = _bk(f)
+    size = bk * BMP                            # a shared tile, flat: row p at p * BMP
 
     @gpu_kernel
     def gemm2(C0, A0, B0, M0, N0, K0, C1, A1, B1, M1, N1, K1, idx, bias):
         """blockIdx.z = 0: product 0, 1: product 1; blockIdx.x: n tile, y: m tile."""
-        sA = cuda.shared.array((bk, BMP), f)   # here, not in tile: one pair of tiles a block,
-        sB = cuda.shared.array((bk, BMP), f)   # not one per product (33 KB, not 66)
+        sA = cuda.shared.array(size, f)   # here, not in tile: one pair of tiles a block,
+        sB = cuda.shared.array(size, f)   # not one per product (33 KB, not 66)
         if cuda.blockIdx.z == 0:
             tile0(C0, A0, B0, M0, N0, K0, idx, bias, sA, sB)
         else:
@@ -203,8 +224,8 @@ def _bk(f):
     (BK = 64 float32 values at TILE 64 and 16 loads; half as many float64), so a small
     K (a meProp product's k or batch) takes few steps, each a round of global loads the
     whole block waits for. More loads in flight cost registers: ptxas gives the unified
-    pair 243 registers at 16 loads, 164 at 8, 96 at 4 (`python -m benchmarks.gpu_resources`),
-    so at 16 one 256-thread block fits on an SM, at 4 two."""
+    pair 144 registers at 16 loads, 96 at 8, 72 at 4 (`python -m benchmarks.gpu_resources`),
+    so one 256-thread block fits on an SM at 16, two at 8, three at 4."""
     return 8 if SIM else LOADS * NT // BM // (np.dtype(f).itemsize // 4)
 
 
