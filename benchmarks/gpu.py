@@ -19,7 +19,7 @@ call is counted by a wrapper). Sections:
     each backward at the target size timed with either path; the GPU time of
     its kernels one by one (PyTorch's profiler, when torch is importable).
 The results name the GPU, our GEMM's configuration and the launch path
-(SPARSEBP_CUDA_TILE, SPARSEBP_CUDA_LOADS, SPARSEBP_CUDA_LAUNCH).
+(SPARSEBP_CUDA_TILE, SPARSEBP_CUDA_LOADS, SPARSEBP_CUDA_MINBLOCKS, SPARSEBP_CUDA_LAUNCH).
 
 Targets on a real GPU (stated here; CI has no GPU to measure them):
 - unified layer backward at hidden 4096, k = 64, batch 128: at least 5x faster
@@ -464,9 +464,10 @@ def main(argv=None):
                               mlp=([784, 500, 500, 10], [10, 100, 1000], 20))
     gemms = ["numba"] + (["cublas"] if cuda_gemm.cublas_available() else [])
     res = {"device": device_name(), "gemm_tile": cuda_gemm.BM, "gemm_loads": cuda_gemm.LOADS,
-           "launch_path": G.launch_name(), "compile_s": {}, "errors": {}}
+           "gemm_minblocks": cuda_gemm.MINBLOCKS, "launch_path": G.launch_name(), "compile_s": {}, "errors": {}}
     print(f"device: {res['device']}; our GEMM: {cuda_gemm.BM} x {cuda_gemm.BM} tiles, {cuda_gemm.LOADS} loads "
-          f"per operand and step; {res['launch_path']} launch path\n")
+          f"per operand and step, at least {cuda_gemm.MINBLOCKS} block(s) per SM; "
+          f"{res['launch_path']} launch path\n")
     sections = [
         ("topk", "## (a) top-k selection of a (B, n) dy, microseconds",
          lambda: bench_topk(G, *cfg["topk"], reps, res["compile_s"]),

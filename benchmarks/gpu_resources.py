@@ -1,6 +1,6 @@
 """Registers, shared memory and spills of the CUDA kernels, and how many blocks fit on an SM.
 
-    python -m benchmarks.gpu_resources [--configs 64:16,64:8,64:4,32:16,32:4] [--cc 9.0]
+    python -m benchmarks.gpu_resources [--configs 64:16,64:16:2,64:8,64:4,32:4] [--cc 9.0]
 
 No GPU needed: each kernel is compiled to PTX by Numba for float32 arguments of
 the unified backward at hidden 4096 (the GPU target), and NVIDIA's ptxas reports
@@ -11,9 +11,9 @@ what the kernel uses. That bounds occupancy: an H100 SM has 65,536 registers,
 (ptxas and the NVRTC library Numba compiles with). With `pip install
 nvidia-cuda-nvdisasm` it also counts each kernel's SASS instructions, and those
 of its tightest multiply-add loop per FFMA (how much of the loop is arithmetic
-and how much addressing). A config is TILE:LOADS
-(SPARSEBP_CUDA_TILE, SPARSEBP_CUDA_LOADS; kernels/cuda_gemm.py); each runs in its
-own process, since both are read at import.
+and how much addressing). A config is TILE:LOADS[:MINBLOCKS]
+(SPARSEBP_CUDA_TILE, SPARSEBP_CUDA_LOADS, SPARSEBP_CUDA_MINBLOCKS; kernels/cuda_gemm.py);
+each runs in its own process, since they are read at import.
 """
 import argparse
 import os
@@ -104,7 +104,8 @@ def report(cc):
         D.get_current_device = lambda: Device()
     tool = ptxas()
     for name, k, sig, threads in kernels_to_check():
-        ptx, _ = cuda.compile_ptx(k.dispatcher.py_func, sig, cc=cc)
+        ptx, _ = cuda.compile_ptx(k.dispatcher.py_func, sig, cc=cc,
+                                  launch_bounds=k.dispatcher.targetoptions.get("launch_bounds"))
         with tempfile.TemporaryDirectory() as tmp:
             src = os.path.join(tmp, "k.ptx")
             with open(src, "w") as f:
@@ -126,7 +127,8 @@ def report(cc):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="64:16,64:8,64:4,32:16,32:4", help="TILE:LOADS,... of our GEMM")
+    ap.add_argument("--configs", default="64:16,64:16:2,64:8,64:4,32:4",
+                    help="TILE:LOADS[:MINBLOCKS],... of our GEMM")
     ap.add_argument("--cc", default="9.0", help="compute capability to compile for (9.0: H100/H200)")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)   # a child: this config only
     a = ap.parse_args(argv)
@@ -143,9 +145,11 @@ def main(argv=None):
         print("benchmarks.gpu_resources: no ptxas; pip install nvidia-cuda-nvcc-cu12 nvidia-cuda-nvrtc-cu12")
         return 1
     for config in a.configs.split(","):
-        tile, loads = config.split(":")
-        print(f"SPARSEBP_CUDA_TILE={tile} SPARSEBP_CUDA_LOADS={loads}, compute capability {a.cc}:", flush=True)
-        env = dict(os.environ, SPARSEBP_CUDA_TILE=tile, SPARSEBP_CUDA_LOADS=loads, NUMBA_ENABLE_CUDASIM="0")
+        tile, loads, minblocks = (config.split(":") + ["1"])[:3]
+        print(f"SPARSEBP_CUDA_TILE={tile} SPARSEBP_CUDA_LOADS={loads} SPARSEBP_CUDA_MINBLOCKS={minblocks}, "
+              f"compute capability {a.cc}:", flush=True)
+        env = dict(os.environ, SPARSEBP_CUDA_TILE=tile, SPARSEBP_CUDA_LOADS=loads, SPARSEBP_CUDA_MINBLOCKS=minblocks,
+                   NUMBA_ENABLE_CUDASIM="0")
         if subprocess.run([sys.executable, "-m", "benchmarks.gpu_resources", "--one", "--cc", a.cc],
                           env=env).returncode:
             return 1

@@ -41,6 +41,9 @@ registers from 243 to 144 a thread (not yet timed on a GPU).
 SPARSEBP_CUDA_TILE=32 gives 32 x 32 tiles (4x the blocks, 64 threads each); on an
 H100 it made the unified backward's GEMM slower (35 vs 30 us: benchmarks/README.md).
 SPARSEBP_CUDA_LOADS (16, 8 or 4) trades loads in flight for registers (see _bk).
+SPARSEBP_CUDA_MINBLOCKS=2 (up to 4) asks the compiler, through CUDA launch bounds,
+to fit that many blocks on an SM, spilling registers if it must (at TILE 64 and
+16 loads: 128 registers, 12 bytes spilled; for the next GPU session to time).
 
 `set_gemm("cublas")` (or SPARSEBP_CUDA_GEMM=cublas) sends the dense products
 (forward and dense backward) to cuBLAS through CuPy, on the same device memory
@@ -61,6 +64,9 @@ if TILE not in (32, 64):
 LOADS = int(os.environ.get("SPARSEBP_CUDA_LOADS", "16"))  # per operand, thread and step (_bk)
 if LOADS not in (4, 8, 16):
     raise ValueError(f"SPARSEBP_CUDA_LOADS={LOADS}: choose 4, 8 or 16")
+MINBLOCKS = int(os.environ.get("SPARSEBP_CUDA_MINBLOCKS", "1"))   # blocks an SM must hold
+if MINBLOCKS not in (1, 2, 3, 4):
+    raise ValueError(f"SPARSEBP_CUDA_MINBLOCKS={MINBLOCKS}: choose 1, 2, 3 or 4")
 TM = 4                           # outputs per thread side, kept in registers
 TD = 2 if SIM else TILE // TM    # threads per block side
 BM = TD * TM                     # the block's tile of C is BM x BM
@@ -203,7 +209,9 @@ def _make_kernel(f, flags0, flags1):
     bk = _bk(f)
     size = bk * BMP                            # a shared tile, flat: row p at p * BMP
 
-    @gpu_kernel
+    bounds = {} if SIM or MINBLOCKS == 1 else {"launch_bounds": (NT, MINBLOCKS)}   # (the simulator has none)
+
+    @gpu_kernel(**bounds)
     def gemm2(C0, A0, B0, M0, N0, K0, C1, A1, B1, M1, N1, K1, idx, bias):
         """blockIdx.z = 0: product 0, 1: product 1; blockIdx.x: n tile, y: m tile."""
         sA = cuda.shared.array(size, f)   # here, not in tile: one pair of tiles a block,

@@ -58,9 +58,12 @@ def on_device(a):
     return hasattr(a, "copy_to_host")
 
 
-def gpu_kernel(fn):
-    """@gpu_kernel: a CUDA kernel (like @cuda.jit) launched through the short path."""
-    return Kernel(cuda.jit(fn))
+def gpu_kernel(fn=None, **options):
+    """@gpu_kernel, or @gpu_kernel(**options of cuda.jit): a CUDA kernel (like
+    @cuda.jit) launched through the short path."""
+    if fn is None:
+        return lambda f: gpu_kernel(f, **options)
+    return Kernel(cuda.jit(fn, **options))
 
 
 class Kernel:

@@ -371,6 +371,44 @@ def test_no_device_is_a_clear_error(monkeypatch):
     assert sb.backend_name() == "cpu"
 
 
+def test_gemm_knobs_reject_bad_values():
+    """SPARSEBP_CUDA_TILE / _LOADS / _MINBLOCKS are read at import: a bad value stops the
+    import with a message naming the variable (one fresh interpreter tries each)."""
+    import os
+    import subprocess
+    code = """
+import importlib, os, sys
+for var, bad in [("SPARSEBP_CUDA_TILE", "48"), ("SPARSEBP_CUDA_LOADS", "3"), ("SPARSEBP_CUDA_MINBLOCKS", "9")]:
+    os.environ[var] = bad
+    try:
+        importlib.import_module("kernels.cuda_gemm")
+        print("accepted", var)
+    except ValueError as e:
+        print(e)
+    del os.environ[var]
+    sys.modules.pop("kernels.cuda_gemm", None)
+"""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True,
+                         text=True, timeout=120).stdout.splitlines()
+    assert out == ["SPARSEBP_CUDA_TILE=48: choose 32 or 64", "SPARSEBP_CUDA_LOADS=3: choose 4, 8 or 16",
+                   "SPARSEBP_CUDA_MINBLOCKS=9: choose 1, 2, 3 or 4"]
+
+
+def test_gpu_kernel_takes_cuda_jit_options():
+    from kernels.cuda_launch import gpu_kernel
+
+    @gpu_kernel(fastmath=False)
+    def twice(out, a):
+        for i in range(a.size):             # one thread (a closure's `cuda` is not the simulator's)
+            out[i] = 2 * a[i]
+    a = np.arange(5, dtype=np.float32)
+    out = G.empty((5,))
+    twice[1, 1](out, G.to_device(a))
+    assert np.array_equal(G.to_host(out), 2 * a)
+
+
 def test_gemm_switch():
     from kernels import cuda_gemm
     with pytest.raises(ValueError, match="unknown GEMM"):
