@@ -50,7 +50,7 @@ from numba import cuda  # noqa: E402
 from . import cuda_launch, cuda_select as S  # noqa: F401
 from .cuda_launch import gpu_kernel, launch_name, launches, on_device, set_launch  # noqa: F401
 from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
-                        cublas_linear_forward, gemm, gemm_name, set_gemm)
+                        _U, cublas_linear_forward, gemm, gemm_name, set_gemm)
 from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
 
 name = "cuda"
@@ -233,7 +233,7 @@ def _make_topk_backward(f):
                 cuda.syncthreads()
                 if i < n_in:                 # threads along i: each row of W read coalesced
                     for j in range(min(THREADS, k - base)):
-                        acc += sv[j] * W[sr[j], i]
+                        acc += sv[j] * W[_U(sr[j]), _U(i)]   # unsigned: no negative-index code
                 cuda.syncthreads()
             if i < n_in:
                 dx[b, i] = acc
@@ -252,7 +252,7 @@ def _make_topk_backward(f):
                 for i in range(tid, n_in, THREADS):
                     acc = f(0)
                     for e in range(total):
-                        acc += sv[e] * x[sr[e], i]
+                        acc += sv[e] * x[_U(sr[e]), _U(i)]
                     if wrote:
                         dW[r, i] += acc
                     else:
