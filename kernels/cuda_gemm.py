@@ -43,7 +43,7 @@ H100 it made the unified backward's GEMM slower (35 vs 30 us: benchmarks/README.
 SPARSEBP_CUDA_LOADS (16, 8 or 4) trades loads in flight for registers (see _bk).
 SPARSEBP_CUDA_MINBLOCKS=2 (up to 4) asks the compiler, through CUDA launch bounds,
 to fit that many blocks on an SM, spilling registers if it must (at TILE 64 and
-16 loads: 128 registers, 12 bytes spilled; for the next GPU session to time).
+16 loads: 128 registers instead of 144, nothing spilled; for a GPU session to time).
 
 `set_gemm("cublas")` (or SPARSEBP_CUDA_GEMM=cublas) sends the dense products
 (forward and dense backward) to cuBLAS through CuPy, on the same device memory

@@ -373,7 +373,8 @@ def test_no_device_is_a_clear_error(monkeypatch):
 
 def test_gemm_knobs_reject_bad_values():
     """SPARSEBP_CUDA_TILE / _LOADS / _MINBLOCKS are read at import: a bad value stops the
-    import with a message naming the variable (one fresh interpreter tries each)."""
+    import with a message naming the variable (a fresh interpreter imports the module
+    once with each bad value)."""
     import os
     import subprocess
     code = """
