@@ -51,8 +51,9 @@ def nvdisasm():
 
 
 def sass_counts(cubin):
-    """(instructions in the kernel, (instructions, FFMAs) of its busiest multiply-add
-    loop) from nvdisasm's listing: a loop is a branch back to an earlier label."""
+    """(instructions in the kernel, (instructions, FFMAs) of its tightest multiply-add
+    loop, the fewest instructions per FFMA) from nvdisasm's listing; a loop is a branch
+    back to an earlier label."""
     text = subprocess.run([nvdisasm(), "-c", cubin], capture_output=True, text=True, check=True).stdout
     ops, labels, best = [], {}, (0, 0)
     for line in text.splitlines():
