@@ -33,7 +33,6 @@ simulator (tests/test_cuda.py does that), where the times mean nothing.
 import argparse
 import contextlib
 import json
-import os
 import time
 
 import numpy as np
@@ -43,12 +42,11 @@ import kernels
 import sparsebp as sb
 from benchmarks.sections import train_step
 from kernels import cuda_gemm
-from kernels.cuda_launch import gpu_kernel
+from kernels.cuda_launch import SIM, gpu_kernel
 from sparsebp import train as T
 from sparsebp.gpu import NoCudaDevice, require_device
 
 R = kernels.get("numpy")
-SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 
 
 # ---------------------------------------------------------------- measuring

@@ -48,7 +48,7 @@ if not hasattr(np, "row_stack"):
 from numba import cuda  # noqa: E402
 
 from . import cuda_launch, cuda_select as S  # noqa: F401
-from .cuda_launch import gpu_kernel, launch_name, launches, on_device, set_launch  # noqa: F401
+from .cuda_launch import gpu_kernel, launch_name, launches, on_device, set_launch, to_device  # noqa: F401
 from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
                         _U, cublas_linear_forward, gemm, gemm_name, set_gemm)
 from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
@@ -82,11 +82,6 @@ def empty(shape, dtype=np.float32):
 
 def zeros(shape, dtype=np.float32):
     return cuda.to_device(np.zeros(shape, dtype))
-
-
-def to_device(a):
-    """Host array -> contiguous device array; a device array is returned as is."""
-    return a if on_device(a) else cuda.to_device(np.ascontiguousarray(a))
 
 
 def to_host(a):

@@ -55,9 +55,8 @@ import os
 import numpy as np
 from numba import cuda
 
-from .cuda_launch import gpu_kernel
+from .cuda_launch import SIM, gpu_kernel
 
-SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 TILE = int(os.environ.get("SPARSEBP_CUDA_TILE", "64"))   # a block's tile of C: TILE x TILE
 if TILE not in (32, 64):
     raise ValueError(f"SPARSEBP_CUDA_TILE={TILE}: choose 32 or 64")

@@ -29,6 +29,7 @@ import ctypes
 import os
 import weakref
 
+import numpy as np
 from numba import cuda
 
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
@@ -56,6 +57,11 @@ def launches():
 def on_device(a):
     """Whether a is a device array (numba's, or the simulator's stand-in)."""
     return hasattr(a, "copy_to_host")
+
+
+def to_device(a):
+    """Host array -> contiguous device array; a device array is returned as is."""
+    return a if on_device(a) else cuda.to_device(np.ascontiguousarray(a))
 
 
 def gpu_kernel(fn=None, **options):

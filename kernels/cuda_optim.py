@@ -21,13 +21,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from .cuda_launch import gpu_kernel, on_device
+from .cuda_launch import gpu_kernel, to_device
 from .cuda_select import THREADS
-
-
-def _dev(a):
-    """rows may come from the host (an int array): copy it to the device."""
-    return a if on_device(a) else cuda.to_device(np.ascontiguousarray(a))
 
 
 def row_threads(W):
@@ -96,14 +91,14 @@ def sgd_rows(W, G, rows, lr, clip):
     """W[r] -= lr * g[r].  W, G: (n_rows, n_cols); rows: (r,) int."""
     if len(rows):
         f, (sgd, _, _) = _for(W)
-        sgd[len(rows), row_threads(W)](W, G, _dev(rows), f(lr), *_clip_bounds(f, clip))
+        sgd[len(rows), row_threads(W)](W, G, to_device(rows), f(lr), *_clip_bounds(f, clip))
 
 
 def adagrad_rows(W, H, G, rows, lr, eps, clip):
     """H[r] += g^2;  W[r] -= lr * g / (sqrt(H[r]) + eps).  W, H, G: (n_rows, n_cols)."""
     if len(rows):
         f, (_, adagrad, _) = _for(W)
-        adagrad[len(rows), row_threads(W)](W, H, G, _dev(rows), f(lr), f(eps),
+        adagrad[len(rows), row_threads(W)](W, H, G, to_device(rows), f(lr), f(eps),
                                             *_clip_bounds(f, clip))
 
 
@@ -113,5 +108,5 @@ def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
     if len(rows):
         f, (_, _, adam) = _for(W)
         adam[len(rows), row_threads(W)](
-            W, M, V, T, G, _dev(rows), float(lr), float(beta1), float(beta2),
+            W, M, V, T, G, to_device(rows), float(lr), float(beta1), float(beta2),
             f(beta1), f(1 - beta1), f(beta2), f(1 - beta2), f(eps), *_clip_bounds(f, clip))

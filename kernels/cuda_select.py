@@ -26,14 +26,11 @@ steps over the whole row, each followed by a barrier; the radix select reads the
 row about 5 times from L1/L2, keeps nothing but a 256-bin histogram in shared
 memory, and its cost does not depend on k.
 """
-import os
-
 import numpy as np
 from numba import cuda
 
-from .cuda_launch import gpu_kernel
+from .cuda_launch import SIM, gpu_kernel
 
-SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 # The simulator runs every thread as a Python thread: smaller blocks, same code.
 RADIX_BITS = 3 if SIM else 8
 THREADS = 1 << RADIX_BITS        # threads per block; one histogram bin per thread
