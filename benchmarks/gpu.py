@@ -45,6 +45,7 @@ from kernels import cuda_gemm
 from kernels.cuda_launch import SIM, gpu_kernel
 from sparsebp import train as T
 from sparsebp.gpu import NoCudaDevice, require_device
+from sparsebp.tasks.mnist import build_mlp
 
 R = kernels.get("numpy")
 
@@ -191,7 +192,7 @@ def _layer_fns(G, bufs, d_dy, d_x, d_W, k):
         return G.union_rows(idx, d_W.shape[0])
 
     def unified():                       # as Linear.backward: db summed with the selection
-        G.topk_unified(u, d_dy, k, db=db)
+        G.topk_unified_and_bias(u, db, d_dy, k)
         G.unified_backward(dx, dW, d_dy, d_x, d_W, u)
     return dense, topk, unified
 
@@ -253,7 +254,7 @@ def _one_step(backend, dims, mode, k, x, y):
     cfg = T.Config(mode=mode, k=k, hidden=dims[1], layers=len(dims) - 2)
     with sb.using(backend):
         sb.seed(0)
-        model = T.build_mlp(dims[0], dims[-1], cfg)
+        model = build_mlp(dims[0], dims[-1], cfg)
         lf, opt = sb.SoftmaxCrossEntropy(), sb.Adam(model.parameters())
         train_step(model, opt, lf)(x, y)
     return model, lf, opt

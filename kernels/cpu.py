@@ -185,13 +185,9 @@ def _col_abs_sums(s, dy, lo, hi):
             s[i] += abs(dy[b, i])
 
 
-def topk_unified(idx, dy, k, db=None):
-    """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| in float64.
-    db: optional (n,) out, the bias gradient (a GPU sums it in the same pass; here it is
-    bias_grad)."""
+def topk_unified(idx, dy, k):
+    """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| in float64."""
     _topk_unified(idx, dy, k, _threads(dy.size, dy.shape[1]))
-    if db is not None:
-        bias_grad(db, dy)
 
 
 @njit(cache=True, parallel=PRANGE_ONLY)

@@ -132,10 +132,15 @@ def topk_rows(idx, dy, k):
     S.topk_rows_kernel[dy.shape[0], THREADS](idx, keys, k, _mask(bits), bits)
 
 
-def topk_unified(idx, dy, k, db=None):
+def topk_unified(idx, dy, k):
     """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| (float64), then
-    the radix select, in one launch: the block that finishes last selects.
-    db: optional (n,) out, the bias gradient, summed in the same pass over dy."""
+    the radix select, in one launch: the block that finishes last selects."""
+    topk_unified_and_bias(idx, None, dy, k)
+
+
+def topk_unified_and_bias(idx, db, dy, k):
+    """topk_unified, and db: (n,) out, the bias gradient (bias_grad) summed in the same
+    pass over dy (None: not wanted). CUDA's alone: it saves a launch and a read of dy."""
     dy = to_device(dy)
     n = dy.shape[1]
     s = _scratch("unified_sums", (n,), np.float64)

@@ -58,16 +58,12 @@ def topk_rows(idx, dy, k):
         _topk_one(idx[b], np.abs(dy[b]), k)
 
 
-def topk_unified(idx, dy, k, db=None):
+def topk_unified(idx, dy, k):
     """One top-k for the whole minibatch, by the column sums of |dy|.
 
     idx: (k,) int32 out, ascending; dy: (B, n) float; 1 <= k <= n.
-    db: optional (n,) out, the bias gradient (bias_grad): the CUDA kernel sums dy
-    in the same pass as |dy|, which saves a launch and a read of dy.
     """
     _topk_one(idx, np.abs(dy).sum(axis=0), k)
-    if db is not None:
-        bias_grad(db, dy)
 
 
 def union_rows(idx, n_out):

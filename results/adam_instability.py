@@ -19,6 +19,7 @@ import sparsebp as sb
 from sparsebp import train as T
 from sparsebp.data import load_mnist
 from sparsebp.layers import Linear, ReLU, Tanh
+from sparsebp.tasks.mnist import accuracy, build_mlp
 
 _backward = Linear.backward
 
@@ -68,7 +69,7 @@ def activations(model, x):
 def run(name, cfg, data, patch=None, adam=None, summed_loss=False):
     Linear.backward = patch or _backward
     sb.seed(cfg.seed)
-    model = T.build_mlp(784, 10, cfg)
+    model = build_mlp(784, 10, cfg)
     opt = (sb.Adam(model.parameters(), lr=cfg.lr, clip=cfg.clip, **adam) if adam
            else T.build_optimizer(model.parameters(), cfg))
     at500 = None
@@ -89,7 +90,7 @@ def run(name, cfg, data, patch=None, adam=None, summed_loss=False):
                 at500 = activations(model, data.dev_x)
     Linear.backward = _backward
     acts = activations(model, data.dev_x)
-    print(f"| {name} | {np.mean(losses):.3f} | {100 * T.accuracy(model, data.dev_x, data.dev_y):.2f} | "
+    print(f"| {name} | {np.mean(losses):.3f} | {100 * accuracy(model, data.dev_x, data.dev_y):.2f} | "
           + " / ".join(f"{a:.2f}" for a in at500 or []) + " | " + " / ".join(f"{a:.2f}" for a in acts) + " |",
           flush=True)
 
@@ -101,7 +102,7 @@ def main():
           "| variant | train loss, epoch 2 | dev % | mean activations after 500 steps | at the end |\n"
           "| --- | ---: | ---: | --- | --- |")
     sb.seed(base.seed)
-    init = activations(T.build_mlp(784, 10, base), data.dev_x)
+    init = activations(build_mlp(784, 10, base), data.dev_x)
     print(f"| (at initialisation) | | | | {' / '.join(f'{a:.2f}' for a in init)} |")
     variants = [
         ("dense, Adam", replace(base, mode="dense"), None),

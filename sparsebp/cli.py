@@ -1,25 +1,27 @@
-"""Command line: `sparsebp train mnist [options]` (or `python -m sparsebp ...`)."""
+"""Command line: `sparsebp train TASK [options]` (or `python -m sparsebp ...`).
+
+The tasks, modes, optimizers and backends offered come from their registries
+(`tasks.TASKS`, `meprop.MODES`, `train.OPTIMIZERS`, `kernels.BACKENDS`)."""
 import argparse
 import os
 import sys
 
+from kernels import BACKENDS
+
+from . import tasks
 from . import train as T
+from .meprop import MODES
 
 
-def _parser():
-    p = argparse.ArgumentParser(prog="sparsebp", description="meProp: sparsified back propagation")
-    sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a model and write a results JSON",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    t.add_argument("task", choices=["mnist"], help="the task (MNIST MLP, as in the paper)")
-    d = T.Config()
-    t.add_argument("--k", type=int, default=d.k, help="units kept per backward in each hidden layer")
-    t.add_argument("--mode", choices=["dense", "topk", "unified", "random"], default=d.mode)
+def _add_common(t, d):
+    """The flags every task has; d: the task's default Config."""
+    t.add_argument("--k", type=int, default=d.k, help="units kept per backward in each meProp layer")
+    t.add_argument("--mode", choices=MODES, default=d.mode)
     t.add_argument("--hidden", type=int, default=d.hidden, help="units per hidden layer")
     t.add_argument("--layers", type=int, default=d.layers, help="number of hidden layers")
     t.add_argument("--batch-size", type=int, default=d.batch_size)
     t.add_argument("--epochs", type=int, default=d.epochs)
-    t.add_argument("--optimizer", choices=["adam", "adagrad", "sgd"], default=d.optimizer)
+    t.add_argument("--optimizer", choices=sorted(T.OPTIMIZERS), default=d.optimizer)
     t.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: adam 1e-3, adagrad 0.1, sgd 0.1, as in the paper)")
     t.add_argument("--clip", type=float, default=d.clip,
@@ -30,16 +32,29 @@ def _parser():
     t.add_argument("--activation", choices=["relu", "tanh"], default=d.activation,
                    help="hidden activation (the paper's MNIST MLP: relu)")
     t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--backend", choices=["cpu", "numpy", "cuda"], default=d.backend,
+    t.add_argument("--backend", choices=sorted(BACKENDS), default=d.backend,
                    help="cpu: Numba kernels; numpy: the plain reference; cuda: a GPU")
-    t.add_argument("--data", default=None,
-                   help="a directory with the four MNIST-layout IDX files (default: the vendored MNIST)")
     t.add_argument("--limit", type=int, default=0,
-                   help="train on the first N training examples only (0: all); for quick looks")
-    t.add_argument("--out", default=None, help="results JSON (default: runs/mnist-MODE-kK-seedS.json)")
+                   help="train on the first N training units only (0: all); for quick looks")
+    t.add_argument("--out", default=None, help="results JSON (default: runs/TASK-MODE-kK-seedS.json)")
     t.add_argument("--checkpoint", default=None, metavar="DIR", help="save a checkpoint here after each epoch")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="sparsebp", description="meProp: sparsified back propagation")
+    sub = p.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train a model and write a results JSON")
+    tsub = train.add_subparsers(dest="task", required=True, metavar="TASK")
+    for name in tasks.TASKS:
+        task = tasks.get(name)
+        t = tsub.add_parser(name, help=task.HELP, description=task.HELP,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        _add_common(t, T.Config(task=name, **task.DEFAULTS))
+        t.add_argument("--data", default=None, help=task.DATA_HELP)
+        for flag, kwargs in task.ARGUMENTS:
+            t.add_argument(flag, **kwargs)
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
     return p
@@ -68,41 +83,45 @@ def report(files):
     return "\n".join(lines)
 
 
-def _validate(a):
+def _validate(a, task):
     checks = [(a.hidden >= 1, "--hidden must be >= 1"), (a.layers >= 1, "--layers must be >= 1"),
               (a.batch_size >= 1, "--batch-size must be >= 1"), (a.epochs >= 1, "--epochs must be >= 1"),
               (0 <= a.dropout < 1, "--dropout must be in [0, 1)"), (a.limit >= 0, "--limit must be >= 0"),
               (a.lr is None or a.lr > 0, "--lr must be > 0"), (a.clip >= 0, "--clip must be >= 0"),
-              (a.mode == "dense" or 1 <= a.k <= a.hidden,
-               f"--k must be in [1, --hidden = {a.hidden}] (got {a.k})"),
               (not a.resume or a.checkpoint, "--resume needs --checkpoint DIR")]
     return [msg for ok, msg in checks if not ok]
 
 
+def _config(a, task):
+    extra = {flag.lstrip("-").replace("-", "_"): None for flag, _ in task.ARGUMENTS}
+    extra = {name: getattr(a, name) for name in extra}
+    return T.Config(task=a.task, k=a.k, mode=a.mode, hidden=a.hidden, layers=a.layers,
+                    batch_size=a.batch_size, epochs=a.epochs, optimizer=a.optimizer,
+                    lr=a.lr if a.lr is not None else T.DEFAULT_LR[a.optimizer],
+                    clip=a.clip, dense_adam=a.dense_adam, dropout=a.dropout, seed=a.seed,
+                    activation=a.activation, backend=a.backend, data=a.data or "", limit=a.limit,
+                    extra=extra)
+
+
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "report":
         print(report(args.files))
         return 0
-    errors = _validate(args)
+    task = tasks.get(args.task)
+    cfg = _config(args, task)
+    errors = _validate(args, task) + task.validate(cfg)
     if errors:
-        _parser().error("; ".join(errors))
-    cfg = T.Config(task=args.task, k=args.k, mode=args.mode, hidden=args.hidden, layers=args.layers,
-                   batch_size=args.batch_size, epochs=args.epochs, optimizer=args.optimizer,
-                   lr=args.lr if args.lr is not None else T.DEFAULT_LR[args.optimizer],
-                   clip=args.clip, dense_adam=args.dense_adam, dropout=args.dropout, seed=args.seed, activation=args.activation,
-                   backend=args.backend, data=args.data or "", limit=args.limit)
+        parser.error("; ".join(errors))
     out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.mode}-k{cfg.k}-seed{cfg.seed}.json")
     try:
         from .backend import set_backend
-        from .data import load_mnist
         set_backend(cfg.backend)
-        data = load_mnist(args.data)
-        if cfg.limit:
-            data = data.head(cfg.limit)
-        print(f"sparsebp: {cfg.task}, {len(data.train_x)} train / {len(data.dev_x)} dev / "
-              f"{len(data.test_x)} test; mode={cfg.mode} k={cfg.k} hidden={cfg.hidden}x{cfg.layers} "
-              f"batch={cfg.batch_size} {cfg.optimizer} lr={cfg.lr} backend={cfg.backend}", flush=True)
+        data = task.load(cfg)
+        print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
+              f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
+              f"lr={cfg.lr} backend={cfg.backend}", flush=True)
         res = T.run(cfg, data, out=out, ckpt_dir=args.checkpoint, resume=args.resume,
                     log=lambda s: print(s, flush=True), progress=not args.no_progress)
     except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as e:

@@ -3,14 +3,11 @@
 Every layer keeps in `forward` what its `backward` needs and calls the current
 backend's kernels (`K()`), so the same layer runs on NumPy, Numba or CUDA.
 """
-import time
-
 import numpy as np
 
-from .backend import K, rng, synchronize
+from .backend import K, rng
+from .meprop import MODES, meprop_backward
 from .module import Module, Parameter
-
-MODES = ("dense", "topk", "unified", "random")
 
 
 class Linear(Module):
@@ -45,7 +42,6 @@ class Linear(Module):
         W = rng().normal(0.0, std, (n_out, n_in)).astype(dtype)
         self.weight = Parameter(K().to_device(W))
         self.bias = Parameter(K().zeros((n_out,), dtype))
-        self.backward_seconds = 0.0   # the paper's "backprop time": this layer's backward
         self.selected = None          # the last backward's selection: (B, k), (k,) or None
 
     def __repr__(self):
@@ -69,46 +65,13 @@ class Linear(Module):
     def backward(self, dy):
         """dy: (B, n_out) -> dx: (B, n_in); fills weight.grad (selected rows) and bias.grad.
 
-        This is meProp: select k units, then the two sparse products touch only
-        those k rows of W and of dW.
+        This is meProp (`meprop_backward`): select k units of dy, then the two
+        sparse products touch only those k rows of W and of dW.
         """
-        synchronize()                                  # on a GPU: time this layer's work only
-        t0 = time.perf_counter()
-        k_ = K()
-        x, W, dW = self.x, self.weight.data, self.weight.grad
-        dx = k_.empty(x.shape, x.dtype)
-        db = self.bias.grad                            # from the full dy, see the class docstring
-        if self.mode == "dense":
-            k_.bias_grad(db, dy)
-            k_.dense_backward(dx, dW, dy, x, W)
-            self.weight.rows = None
-            self.selected = None
-        elif self.mode == "unified":
-            idx = k_.empty((self.k,), np.int32)        # (k,) one selection for the batch
-            k_.topk_unified(idx, dy, self.k, db=db)    # db: summed in the same pass over dy
-            k_.unified_backward(dx, dW, dy, x, W, idx)
-            self.weight.rows = idx
-            self.selected = idx
-        else:
-            k_.bias_grad(db, dy)
-            idx = self._select_per_example(dy)         # (B, k) one selection per example
-            k_.topk_backward(dx, dW, dy, x, W, idx)
-            self.weight.rows = k_.union_rows(idx, self.n_out)
-            self.selected = idx
-        synchronize()
-        self.backward_seconds += time.perf_counter() - t0
+        dx = K().empty(self.x.shape, self.x.dtype)
+        self.selected, self.weight.rows = meprop_backward(
+            dx, self.weight.grad, self.bias.grad, dy, self.x, self.weight.data, self.k, self.mode)
         return dx
-
-    def _select_per_example(self, dy):
-        B = dy.shape[0]
-        if self.mode == "topk":
-            idx = K().empty((B, self.k), np.int32)
-            K().topk_rows(idx, dy, self.k)
-            return idx
-        # random-k, the control: k distinct units per example, fresh every pass
-        keys = rng().random((B, self.n_out))
-        idx = np.sort(np.argpartition(keys, self.k - 1, axis=1)[:, :self.k], axis=1)
-        return K().to_device(idx.astype(np.int32))
 
 
 class ReLU(Module):
@@ -195,6 +158,9 @@ class SoftmaxCrossEntropy:
         self.labels = K().to_device(y.astype(np.int64))
         self.probs = K().empty((B, C), logits.dtype)
         return K().softmax_xent_forward(self.probs, logits, self.labels)
+
+    def __call__(self, logits, labels):
+        return self.forward(logits, labels)
 
     def backward(self):
         d = K().empty(self.probs.shape, self.probs.dtype)

@@ -56,6 +56,12 @@ class Module:
     def children(self):
         return []
 
+    def modules(self):
+        """This module and every module inside it, depth first."""
+        yield self
+        for c in self.children():
+            yield from c.modules()
+
     def train(self, mode=True):
         self.training = mode
         for c in self.children():

@@ -1,5 +1,6 @@
 """The training loop: minibatches, timing of forward/backward/update, evaluation,
-per-epoch results and checkpoints. Task-independent: a task hands it arrays."""
+per-epoch results and checkpoints. Task-independent: the task module
+(`sparsebp/tasks/`) makes the batches, builds the model and evaluates it."""
 import json
 import math
 import os
@@ -8,11 +9,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import checkpoint
-from .backend import K, rng, synchronize
-from .layers import Dropout, Linear, ReLU, SoftmaxCrossEntropy, Tanh
-from .module import Sequential
+from . import checkpoint, tasks
+from .backend import rng, synchronize
+from .layers import SoftmaxCrossEntropy
 from .optim import SGD, AdaGrad, Adam
+from .timing import BackwardTimer
 
 DEFAULT_LR = {"adam": 1e-3, "adagrad": 0.1, "sgd": 0.1}   # the paper's MNIST rates
 
@@ -40,133 +41,115 @@ class Config:
     extra: dict = field(default_factory=dict)
 
 
-def build_mlp(n_in, n_out, cfg):
-    """cfg.layers hidden layers of cfg.hidden units, meProp on each; the output
-    layer stays dense, as in the paper's code."""
-    k = None if cfg.mode == "dense" else cfg.k
-    act = {"relu": ReLU, "tanh": Tanh}[cfg.activation]
-    layers, width = [], n_in
-    for _ in range(cfg.layers):
-        layers += [Linear(width, cfg.hidden, k=k, mode=cfg.mode), act()]
-        if cfg.dropout > 0:
-            layers.append(Dropout(cfg.dropout))
-        width = cfg.hidden
-    layers.append(Linear(width, n_out))
-    return Sequential(*layers)
+OPTIMIZERS = {"adam": Adam, "adagrad": AdaGrad, "sgd": SGD}
 
 
 def build_optimizer(params, cfg):
-    if cfg.optimizer == "adam":
-        return Adam(params, lr=cfg.lr, clip=cfg.clip, lazy=not cfg.dense_adam)
-    if cfg.optimizer == "adagrad":
-        return AdaGrad(params, lr=cfg.lr, clip=cfg.clip)
-    if cfg.optimizer == "sgd":
-        return SGD(params, lr=cfg.lr, clip=cfg.clip)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose adam, adagrad or sgd")
-
-
-def accuracy(model, x, y, batch=1000):
-    """Fraction of x: (N, d) classified as y: (N,), in eval mode."""
-    model.eval()
-    correct = 0
-    for s in range(0, len(x), batch):
-        logits = K().to_host(model.forward(x[s:s + batch]))
-        correct += int((logits.argmax(1) == y[s:s + batch]).sum())
-    model.train()
-    return correct / max(len(x), 1)
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
+    kwargs = {"lazy": not cfg.dense_adam} if cfg.optimizer == "adam" else {}
+    return OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr, clip=cfg.clip, **kwargs)
 
 
 def _meprop_rows(model):
     """(rows updated, rows) over the meProp layers' weights in the last backward."""
-    lin = [m for m in model.layers if isinstance(m, Linear) and m.mode != "dense"]
-    done = sum(m.n_out if m.weight.rows is None else len(m.weight.rows) for m in lin)
-    return done, sum(m.n_out for m in lin)
+    mep = [m for m in model.modules() if getattr(m, "mode", "dense") != "dense"]
+    done = sum(m.weight.shape[0] if m.weight.rows is None else len(m.weight.rows) for m in mep)
+    return done, sum(m.weight.shape[0] for m in mep)
 
 
-def train_epoch(model, opt, x, y, batch_size, progress=None):
-    """One pass over x: (N, d), y: (N,) in a seeded random order; returns the stats."""
+def timed_layers(model):
+    """The layers whose backward is the paper's "backprop time": every layer with
+    a weight matrix (Linear, LSTM), meProp or dense."""
+    return [m for m in model.modules() if hasattr(m, "mode")]
+
+
+def train_epoch(model, opt, task, data, batch_size, progress=None):
+    """One pass over the task's training units in a seeded random order; returns the stats."""
     loss_fn = SoftmaxCrossEntropy()
-    lin = [m for m in model.layers if isinstance(m, Linear)]
-    lin_before = sum(m.backward_seconds for m in lin)
-    order = rng().permutation(len(x))
+    order = rng().permutation(task.n_train(data))
     t = {"forward_s": 0.0, "backward_s": 0.0, "update_s": 0.0}
     total_loss, rows_frac, steps = 0.0, 0.0, 0
-    for s in range(0, len(x), batch_size):
-        sel = order[s:s + batch_size]
-        xb, yb = x[sel], y[sel]
-        t0 = time.perf_counter()
-        loss = loss_fn.forward(model.forward(xb), yb)
-        synchronize()                          # a GPU timer must wait for the work
-        t1 = time.perf_counter()
-        model.backward(loss_fn.backward())
-        synchronize()
-        t2 = time.perf_counter()
-        opt.step()
-        synchronize()
-        t3 = time.perf_counter()
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"training diverged at step {steps}: the loss is {loss}; "
-                                     "try a lower --lr or --clip")
-        t["forward_s"] += t1 - t0
-        t["backward_s"] += t2 - t1
-        t["update_s"] += t3 - t2
-        total_loss += loss * len(sel)
-        done, rows = _meprop_rows(model)
-        rows_frac += done / rows if rows else 1.0
-        steps += 1
-        if progress is not None:
-            progress.update(len(sel))
-            if steps % 50 == 0:
-                progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
-    t["linear_backward_s"] = sum(m.backward_seconds for m in lin) - lin_before
-    return dict(train_loss=total_loss / len(x), rows_frac=rows_frac / max(steps, 1), **t)
+    with BackwardTimer(timed_layers(model)) as timer:
+        for s in range(0, len(order), batch_size):
+            sel = order[s:s + batch_size]
+            inputs, targets = task.batch(data, sel)
+            t0 = time.perf_counter()
+            loss = loss_fn(model(inputs), targets)
+            synchronize()                          # a GPU timer must wait for the work
+            t1 = time.perf_counter()
+            model.backward(loss_fn.backward())
+            synchronize()
+            t2 = time.perf_counter()
+            opt.step()
+            synchronize()
+            t3 = time.perf_counter()
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training diverged at step {steps}: the loss is {loss}; "
+                                         "try a lower --lr or --clip")
+            t["forward_s"] += t1 - t0
+            t["backward_s"] += t2 - t1
+            t["update_s"] += t3 - t2
+            total_loss += loss * len(sel)
+            done, rows = _meprop_rows(model)
+            rows_frac += done / rows if rows else 1.0
+            steps += 1
+            if progress is not None:
+                progress.update(len(sel))
+                if steps % 50 == 0:
+                    progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+    t["linear_backward_s"] = timer.seconds
+    return dict(train_loss=total_loss / len(order), rows_frac=rows_frac / max(steps, 1), **t)
 
 
-def warm_up(cfg, n_in, n_out):
-    """One training step and one evaluation of a tiny model of cfg's kind, on random
-    data, so that every kernel the run calls is compiled (or loaded from Numba's
-    cache) before the first epoch: its timings then measure the work, not the JIT.
+def warm_up(cfg, task, data):
+    """One training step and one evaluation of a tiny model of cfg's kind, so that
+    every kernel the run calls is compiled (or loaded from Numba's cache) before
+    the first epoch: its timings then measure the work, not the JIT.
     Runs before the run is seeded, so it changes no result."""
-    small = Config(**{**asdict(cfg), "hidden": max(cfg.k, 2), "layers": min(cfg.layers, 2)})
-    model = build_mlp(n_in, n_out, small)
+    small = task.small_config(cfg)
+    model = task.build_model(small, data)
     opt = build_optimizer(model.parameters(), small)
-    x = np.random.default_rng(0).random((2, n_in), dtype=np.float32)
+    inputs, targets = task.batch(data, np.arange(min(2, task.n_train(data))))
     loss_fn = SoftmaxCrossEntropy()
-    loss_fn.forward(model.forward(x), np.arange(2) % n_out)
+    loss_fn(model(inputs), targets)
     model.backward(loss_fn.backward())
     opt.step()
     model.eval()
-    model.forward(x)
+    model(inputs)
     synchronize()
 
 
 def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=True):
-    """Train cfg on data (train_x/y, dev_x/y, test_x/y); returns the results dict.
+    """Train cfg on the data of its task (`tasks.get(cfg.task).load(cfg)`); returns
+    the results dict.
 
     Writes the results JSON to `out` after every epoch and, with `ckpt_dir`,
     a checkpoint after every epoch; `resume` continues from that checkpoint.
     """
     from .backend import seed
+    task = tasks.get(cfg.task)
     t0 = time.perf_counter()
-    warm_up(cfg, data.train_x.shape[1], int(data.train_y.max()) + 1)
+    warm_up(cfg, task, data)
     log(f"kernels ready in {time.perf_counter() - t0:.1f}s (Numba compiles them on the first "
         "run, later runs load them from its cache)")
     seed(cfg.seed)
-    model = build_mlp(data.train_x.shape[1], int(data.train_y.max()) + 1, cfg)
+    model = task.build_model(cfg, data)
     opt = build_optimizer(model.parameters(), cfg)
     results = {"config": asdict(cfg), "epochs": [], "best": None}
     if resume:
         results = checkpoint.load(ckpt_dir, model, opt, cfg)
         log(f"resumed from {ckpt_dir} after epoch {len(results['epochs'])}")
-    bar = _progress_bar(len(data.train_x), progress)
+    bar = _progress_bar(task.n_train(data), progress)
     for epoch in range(len(results["epochs"]) + 1, cfg.epochs + 1):
         if bar is not None:
             bar.reset()
             bar.set_description(f"epoch {epoch}/{cfg.epochs}")
-        stats = train_epoch(model, opt, data.train_x, data.train_y, cfg.batch_size, bar)
-        row = {"epoch": epoch, "train_loss": stats.pop("train_loss"),
-               "dev_acc": accuracy(model, data.dev_x, data.dev_y),
-               "test_acc": accuracy(model, data.test_x, data.test_y), **stats}
+        stats = train_epoch(model, opt, task, data, cfg.batch_size, bar)
+        row = {"epoch": epoch, "train_loss": stats.pop("train_loss")}
+        for split in ("dev", "test"):
+            row.update({f"{split}_{k}": v for k, v in task.evaluate(model, data, split).items()})
+        row.update(stats)
         results["epochs"].append(row)
         best = max(results["epochs"], key=lambda r: r["dev_acc"])   # first of equals
         results["best"] = {k: best[k] for k in ("epoch", "dev_acc", "test_acc")}

@@ -87,7 +87,7 @@ def test_topk_unified_with_the_bias_gradient(B, n, k, dtype):
     R.topk_unified(want, dy.astype(np.float64), k)
     R.bias_grad(rb, dy)
     got, db = G.empty((k,), np.int32), G.empty((n,), dtype)
-    G.topk_unified(got, G.to_device(dy), k, db=db)
+    G.topk_unified_and_bias(got, db, G.to_device(dy), k)
     assert np.array_equal(G.to_host(got), want)
     assert_close(G.to_host(db), rb, 1e-6 if dtype == np.float32 else 1e-12, 1e-6 if dtype == np.float32 else 1e-12)
 
@@ -179,7 +179,7 @@ def test_short_launch_path_matches_numbas():
     def run(d):
         for a in (dx, dW, db, dx2):
             a.copy_to_device(np.zeros(a.shape, np.float32))
-        G.topk_unified(u, d, k, db=db)
+        G.topk_unified_and_bias(u, db, d, k)
         G.unified_backward(dx, dW, d, x, W, u)
         G.topk_rows(idx, d, k)
         G.topk_backward(dx2, dW, d, x, W, idx)

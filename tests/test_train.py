@@ -9,6 +9,7 @@ import sparsebp as sb
 from sparsebp import checkpoint, cli
 from sparsebp import train as T
 from sparsebp.data import load_mnist
+from sparsebp.tasks import mnist as mnist_task
 
 
 @pytest.fixture(scope="module")
@@ -131,11 +132,11 @@ def test_checkpoint_write_is_atomic(mnist, tmp_path, monkeypatch):
 def test_divergence_is_reported_not_hidden(mnist):
     sb.seed(0)
     cfg = T.Config(mode="dense", hidden=8, optimizer="sgd", lr=1e30, clip=0)
-    model = T.build_mlp(784, 10, cfg)
+    model = mnist_task.build_mlp(784, 10, cfg)
     opt = T.build_optimizer(model.parameters(), cfg)
     with pytest.raises(FloatingPointError, match="training diverged"):
         with np.errstate(all="ignore"):
-            T.train_epoch(model, opt, mnist.train_x[:200], mnist.train_y[:200], 10)
+            T.train_epoch(model, opt, mnist_task, mnist.head(200), 10)
 
 
 def test_report_table(tmp_path, capsys):
@@ -154,7 +155,7 @@ def test_report_table(tmp_path, capsys):
 
 def test_build_mlp_follows_the_config():
     cfg = T.Config(mode="unified", k=3, hidden=8, layers=3, dropout=0.1, activation="tanh")
-    model = T.build_mlp(5, 4, cfg)
+    model = mnist_task.build_mlp(5, 4, cfg)
     kinds = [type(m).__name__ for m in model.layers]
     assert kinds == ["Linear", "Tanh", "Dropout"] * 3 + ["Linear"]
     lin = [m for m in model.layers if isinstance(m, sb.Linear)]

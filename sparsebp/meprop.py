@@ -1,0 +1,67 @@
+"""meProp's backward of one matrix product, in one place.
+
+Every layer with a weight matrix computes y = x W^T (+ b) in its forward:
+`Linear` once per minibatch, `LSTM` once for its input side and once per time
+step for its recurrent side. Its backward calls `meprop_backward`, which is the
+whole method of the paper (Sun et al., 2017, section 2):
+
+    1. select: keep k entries of each example's output gradient dy (or one set of
+       k units for the minibatch), by magnitude;
+    2. the two sparse products: dx from k rows of W, and k rows of dW;
+    3. the bias from the full dy (both official implementations do this).
+
+The kernels are those of the current backend (`K()`): `kernels/reference.py` is
+their specification in plain NumPy.
+"""
+import numpy as np
+
+from .backend import K, rng
+
+MODES = ("dense", "topk", "unified", "random")
+
+
+def select(dy, k, mode):
+    """The units meProp keeps of dy: (B, n_out).
+
+    Returns (B, k) int32 for "topk" and "random" (one sorted selection per
+    example), (k,) int32 for "unified" (one for the minibatch), None for "dense".
+    """
+    B, n_out = dy.shape
+    if mode == "dense":
+        return None
+    if mode == "topk":                   # the paper: the k largest |dy| of each example
+        idx = K().empty((B, k), np.int32)
+        K().topk_rows(idx, dy, k)
+        return idx
+    if mode == "unified":                # the official GPU code: by the column sums of |dy|
+        idx = K().empty((k,), np.int32)
+        K().topk_unified(idx, dy, k)
+        return idx
+    if mode == "random":                 # the paper's control: k units at random, fresh each pass
+        keys = rng().random((B, n_out))
+        idx = np.sort(np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
+        return K().to_device(idx.astype(np.int32))
+    raise ValueError(f"unknown meProp mode {mode!r}; choose one of {MODES}")
+
+
+def meprop_backward(dx, dW, db, dy, x, W, k, mode):
+    """The backward of y = x W^T + b with meProp's sparsified dy.
+
+    dx: (B, n_in) out; dW: (n_out, n_in) out, valid only in the returned rows;
+    db: (n_out,) out, or None for a product without bias; dy: (B, n_out);
+    x: (B, n_in); W: (n_out, n_in); k: units kept (ignored when mode is "dense").
+
+    Returns (selected, rows): the selection (see `select`) and the sorted (r,)
+    int32 rows of dW that were written (None: all rows, a dense backward).
+    """
+    if db is not None:
+        K().bias_grad(db, dy)                          # the full dy, every mode
+    idx = select(dy, k, mode)
+    if idx is None:                                    # normal backprop
+        K().dense_backward(dx, dW, dy, x, W)
+        return None, None
+    if mode == "unified":                              # (k,): gather, two small GEMMs, scatter
+        K().unified_backward(dx, dW, dy, x, W, idx)
+        return idx, idx
+    K().topk_backward(dx, dW, dy, x, W, idx)           # (B, k): per-example selections
+    return idx, K().union_rows(idx, W.shape[0])

@@ -1,0 +1,29 @@
+"""The tasks of the paper, one module each, behind one small interface.
+
+A task module defines:
+
+    NAME, HELP, DATA_HELP  its name on the command line, one line of help, what --data takes
+    DEFAULTS               Config fields it sets differently (dict)
+    ARGUMENTS              its own flags: [(flag, argparse kwargs)], kept in Config.extra
+    validate(cfg)          -> list of error messages for bad settings
+    load(cfg)              -> its data (train, dev and test splits)
+    describe(data)         -> one line: the sizes of the splits
+    n_train(data)          -> how many training units an epoch visits (examples, sentences, ...)
+    batch(data, ids)       -> (inputs, targets): the model's input for training units `ids`,
+                              and (N,) int labels of the N outputs it scores
+    build_model(cfg, data) -> a Module: model(inputs) is (N, C) logits
+    evaluate(model, data, split) -> {"acc": ..., other metrics}: split "dev" or "test"
+    small_config(cfg)      -> a tiny Config of the same kind (to compile the kernels first)
+
+The training loop (`sparsebp/train.py`) knows nothing else of a task.
+"""
+import importlib
+
+TASKS = ("mnist",)
+
+
+def get(name):
+    """The task module for `name`."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    return importlib.import_module(f"{__name__}.{name}")

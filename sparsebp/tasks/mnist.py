@@ -1,0 +1,90 @@
+"""The paper's MNIST task: an MLP 784-h-...-h-10 with meProp on its hidden layers.
+
+Data: the vendored MNIST (or any data set in its four-file IDX layout, `--data`);
+5,000 training images as dev (see `load_mnist`). Metric: accuracy.
+"""
+from dataclasses import asdict
+
+from ..backend import K
+from ..layers import Dropout, Linear, ReLU, Tanh
+from ..module import Sequential
+
+NAME = "mnist"
+HELP = "MNIST MLP, as in the paper (any data set in the MNIST IDX layout with --data)"
+DATA_HELP = "a directory with the four MNIST-layout IDX files (default: the vendored MNIST)"
+DEFAULTS = {}
+ARGUMENTS = []
+
+
+def validate(cfg):
+    errors = []
+    if cfg.mode != "dense" and not 1 <= cfg.k <= cfg.hidden:
+        errors.append(f"--k must be in [1, --hidden = {cfg.hidden}] (got {cfg.k})")
+    if cfg.activation not in ("relu", "tanh"):
+        errors.append(f"--activation must be relu or tanh (got {cfg.activation})")
+    return errors
+
+
+def load(cfg):
+    from ..data import load_mnist
+    data = load_mnist(cfg.data or None)
+    return data.head(cfg.limit) if cfg.limit else data
+
+
+def describe(data):
+    return f"{len(data.train_x)} train / {len(data.dev_x)} dev / {len(data.test_x)} test"
+
+
+def n_classes(data):
+    return int(data.train_y.max()) + 1
+
+
+def n_train(data):
+    return len(data.train_x)
+
+
+def batch(data, ids):
+    """(x: (B, 784) float32, y: (B,) int) for training examples ids: (B,)."""
+    return data.train_x[ids], data.train_y[ids]
+
+
+def build_mlp(n_in, n_out, cfg):
+    """cfg.layers hidden layers of cfg.hidden units, meProp on each; the output
+    layer stays dense, as in the paper's code."""
+    k = None if cfg.mode == "dense" else cfg.k
+    act = {"relu": ReLU, "tanh": Tanh}[cfg.activation]
+    layers, width = [], n_in
+    for _ in range(cfg.layers):
+        layers += [Linear(width, cfg.hidden, k=k, mode=cfg.mode), act()]
+        if cfg.dropout > 0:
+            layers.append(Dropout(cfg.dropout))
+        width = cfg.hidden
+    layers.append(Linear(width, n_out))
+    return Sequential(*layers)
+
+
+def build_model(cfg, data):
+    return build_mlp(data.train_x.shape[1], n_classes(data), cfg)
+
+
+def accuracy(model, x, y, batch=1000):
+    """Fraction of x: (N, d) classified as y: (N,), in eval mode."""
+    model.eval()
+    correct = 0
+    for s in range(0, len(x), batch):
+        logits = K().to_host(model(x[s:s + batch]))
+        correct += int((logits.argmax(1) == y[s:s + batch]).sum())
+    model.train()
+    return correct / max(len(x), 1)
+
+
+def evaluate(model, data, split):
+    x, y = (data.dev_x, data.dev_y) if split == "dev" else (data.test_x, data.test_y)
+    return {"acc": accuracy(model, x, y)}
+
+
+def small_config(cfg):
+    """The same kind of model, tiny: every kernel of the run, compiled in a blink."""
+    from ..train import Config
+    return Config(**{**asdict(cfg), "hidden": max(cfg.k, 2), "layers": min(cfg.layers, 2)})
+
