@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-import kernels
+from sparsebp import kernels
 import sparsebp as sb
 from benchmarks import sections as S
 from benchmarks.run import Timer

@@ -38,11 +38,11 @@ import time
 import numpy as np
 from numba import cuda
 
-import kernels
+from sparsebp import kernels
 import sparsebp as sb
 from benchmarks.sections import train_step
-from kernels import cuda_gemm
-from kernels.cuda_launch import SIM, gpu_kernel
+from sparsebp.kernels import cuda_gemm
+from sparsebp.kernels.cuda_launch import SIM, gpu_kernel
 from sparsebp import train as T
 from sparsebp.gpu import NoCudaDevice, require_device
 from sparsebp.tasks.mnist import build_mlp
@@ -383,7 +383,7 @@ def bench_launch(G, reps, target):
                          us=_host_us(empty, reps)))
     G.set_launch("fast")
     try:                                          # the floor: cuda.core's launch alone
-        from kernels import cuda_launch as CL
+        from sparsebp.kernels import cuda_launch as CL
         conf = _empty_kernel[1, 32]
         (kern, _), = [v for v in _empty_kernel._compiled.values() if v != CL._NUMBA]
         flat = [v for a in arrs for v in CL._packed(a)[1]]         # as the short path flattens them

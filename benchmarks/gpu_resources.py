@@ -73,9 +73,9 @@ def kernels_to_check():
     """(name, kernel's Python function, Numba signature, threads per block)."""
     import numpy as np
 
-    from kernels import cuda as G
-    from kernels import cuda_gemm as CG
-    from kernels import cuda_select as S
+    from sparsebp.kernels import cuda as G
+    from sparsebp.kernels import cuda_gemm as CG
+    from sparsebp.kernels import cuda_select as S
     a2, i2 = "float32[:, ::1]", "int32[:, ::1]"
     g = f"{a2}, {a2}, {a2}, int64, int64, int64"
     gemm = f"void({g}, {g}, int32[::1], float32[::1])"

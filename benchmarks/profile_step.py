@@ -9,7 +9,7 @@ and cProfile's busiest functions over 3,000 steps.
 import cProfile
 import pstats
 
-import kernels.cpu as C
+from sparsebp.kernels import cpu as C
 import sparsebp as sb
 from benchmarks import sections as S
 from benchmarks.run import Timer

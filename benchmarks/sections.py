@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-import kernels
+from sparsebp import kernels
 import sparsebp as sb
 
 R = kernels.get("numpy")

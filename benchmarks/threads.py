@@ -23,7 +23,7 @@ def measure(threaded):
     """{row: µs} in this process."""
     import numpy as np
 
-    import kernels.cpu as C
+    from sparsebp.kernels import cpu as C
     import sparsebp as sb
     from benchmarks import sections as S
     from benchmarks.run import Timer

@@ -1,8 +1,11 @@
 """sparsebp: meProp (Sun et al., ICML 2017) in NumPy and Numba, read top to bottom.
 
-The meProp backward is `Linear.backward` in `sparsebp/layers.py`; the kernels it
+The meProp backward is `meprop_backward` in `sparsebp/meprop.py`; the kernels it
 calls are specified in `kernels/reference.py`.
 """
+from ._kernels_path import _attach_kernels
+
+_attach_kernels()   # sparsebp.kernels: the repository's top-level kernels/ folder
 from .backend import backend_name, rng, seed, set_backend, using
 from .layers import MODES, Dropout, Linear, ReLU, SoftmaxCrossEntropy, Tanh
 from .module import Module, Parameter, Sequential

@@ -12,7 +12,7 @@ import contextlib
 
 import numpy as np
 
-import kernels
+from . import kernels
 
 _state = {"name": "cpu", "K": None, "sync": None, "rng": np.random.default_rng(0)}
 

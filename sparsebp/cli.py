@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from kernels import BACKENDS
+from sparsebp.kernels import BACKENDS
 
 from . import tasks
 from . import train as T

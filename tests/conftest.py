@@ -9,7 +9,7 @@ if os.environ.get("SPARSEBP_REAL_GPU") != "1":
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import kernels  # noqa: E402
+from sparsebp import kernels  # noqa: E402
 
 
 def assert_close(out, ref, atol=1e-5, rtol=1e-5):

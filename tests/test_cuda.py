@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
 
-import kernels  # noqa: E402
+from sparsebp import kernels  # noqa: E402
 import sparsebp as sb  # noqa: E402
 from conftest import assert_close  # noqa: E402
 
@@ -201,7 +201,7 @@ def test_launch_memo_reuses_arguments_only_for_the_same_arrays_and_scalars():
     """The short path reuses the previous call's flattened arguments only when every
     array is the very same object (still alive) and every scalar equal and of the
     same type; its memo holds the arrays weakly. (Pure Python: runs in CI.)"""
-    from kernels.cuda_launch import _memo, _same
+    from sparsebp.kernels.cuda_launch import _memo, _same
 
     class Arr:                                   # stands for a device array
         def copy_to_host(self):
@@ -277,7 +277,7 @@ def test_sparse_backward_products(B, n_out, k):
 def test_gemm_pair_in_either_order(B, k, longest_first):
     """The unified pair launched with dW's blocks first (B > k, longest_first), with
     dx's first (B < k, or longest_first=False), or as given (equal K): same products."""
-    from kernels import cuda_gemm as CG
+    from sparsebp.kernels import cuda_gemm as CG
     rng = np.random.default_rng(B * 10 + k)
     n_out, n_in = 11, 10
     dy, x, W = _rand(rng, (B, n_out)), _rand(rng, (B, n_in)), _rand(rng, (n_out, n_in))
@@ -382,12 +382,12 @@ import importlib, os, sys
 for var, bad in [("SPARSEBP_CUDA_TILE", "48"), ("SPARSEBP_CUDA_LOADS", "3"), ("SPARSEBP_CUDA_MINBLOCKS", "9")]:
     os.environ[var] = bad
     try:
-        importlib.import_module("kernels.cuda_gemm")
+        importlib.import_module("sparsebp.kernels.cuda_gemm")
         print("accepted", var)
     except ValueError as e:
         print(e)
     del os.environ[var]
-    sys.modules.pop("kernels.cuda_gemm", None)
+    sys.modules.pop("sparsebp.kernels.cuda_gemm", None)
 """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
@@ -398,7 +398,7 @@ for var, bad in [("SPARSEBP_CUDA_TILE", "48"), ("SPARSEBP_CUDA_LOADS", "3"), ("S
 
 
 def test_gpu_kernel_takes_cuda_jit_options():
-    from kernels.cuda_launch import gpu_kernel
+    from sparsebp.kernels.cuda_launch import gpu_kernel
 
     @gpu_kernel(fastmath=False)
     def twice(out, a):
@@ -411,7 +411,7 @@ def test_gpu_kernel_takes_cuda_jit_options():
 
 
 def test_gemm_switch():
-    from kernels import cuda_gemm
+    from sparsebp.kernels import cuda_gemm
     with pytest.raises(ValueError, match="unknown GEMM"):
         G.set_gemm("magma")
     if not cuda_gemm.cublas_available():

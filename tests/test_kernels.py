@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-import kernels
+from sparsebp import kernels
 from conftest import assert_close
 
 R = kernels.get("numpy")
