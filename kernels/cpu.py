@@ -525,3 +525,23 @@ def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
     n = len(rows)
     adam_rows_split(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip,
                     _threads(4 * n * W.shape[1], n))
+
+
+# ---------------------------------------------------------------- embedding
+@njit(cache=True)
+def embedding_forward(y, W, ids):
+    """y: (N, dim) out = W[ids]; W: (vocab, dim); ids: (N,) int32."""
+    for i in range(ids.shape[0]):
+        y[i] = W[ids[i]]
+
+
+@njit(cache=True)
+def embedding_backward(dW, dy, ids):
+    """dW[r] = sum of dy[i] with ids[i] == r, rows in ids only. dW: (vocab, dim) out;
+    dy: (N, dim); ids: (N,) int32. Two passes over ids: zero the rows, then add,
+    so no row outside ids is touched and no temporary of dW's size is made."""
+    for i in range(ids.shape[0]):
+        dW[ids[i]] = 0
+    for i in range(ids.shape[0]):
+        dW[ids[i]] += dy[i]
+

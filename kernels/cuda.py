@@ -396,3 +396,42 @@ def softmax_xent_backward(dlogits, probs, labels):
     """dlogits: (B, C) out = (probs - onehot(labels)) / B."""
     kernel = _typed(_make_xent_backward, dlogits.dtype)
     kernel[_blocks(dlogits.size), THREADS](dlogits, probs, to_device(labels))
+
+
+# ---------------------------------------------------------------- embedding
+@gpu_kernel
+def _embedding_forward(y, W, ids):
+    """One thread per element of y: (N, dim) = W[ids]; reads of a row of W coalesced."""
+    e = cuda.grid(1)
+    if e < y.size:
+        i, c = e // y.shape[1], e % y.shape[1]
+        y[i, c] = W[ids[i], c]
+
+
+def embedding_forward(y, W, ids):
+    """y: (N, dim) out = W[ids]; W: (vocab, dim); ids: (N,) int32."""
+    _embedding_forward[_blocks(y.size), THREADS](y, W, to_device(ids))
+
+
+@gpu_kernel
+def _embedding_zero(dW, ids):
+    e = cuda.grid(1)
+    if e < ids.shape[0] * dW.shape[1]:
+        dW[ids[e // dW.shape[1]], e % dW.shape[1]] = 0
+
+
+@gpu_kernel
+def _embedding_add(dW, dy, ids):
+    """One thread per element of dy; a word repeated in the batch adds atomically."""
+    e = cuda.grid(1)
+    if e < dy.size:
+        i, c = e // dy.shape[1], e % dy.shape[1]
+        cuda.atomic.add(dW, (ids[i], c), dy[i, c])
+
+
+def embedding_backward(dW, dy, ids):
+    """dW[r] = sum of dy[i] with ids[i] == r, rows in ids only. dW: (vocab, dim) out;
+    dy: (N, dim); ids: (N,) int32. Two launches: zero the rows, then add."""
+    ids = to_device(ids)
+    _embedding_zero[_blocks(dy.size), THREADS](dW, ids)
+    _embedding_add[_blocks(dy.size), THREADS](dW, to_device(dy), ids)

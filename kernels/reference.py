@@ -138,6 +138,23 @@ def unified_backward(dx, dW, dy, x, W, idx):
     dW[idx] = dyk.T @ x
 
 
+# ---------------------------------------------------------------- embedding
+def embedding_forward(y, W, ids):
+    """y = W[ids]: a lookup.  y: (N, dim) out; W: (vocab, dim); ids: (N,) int32."""
+    np.take(W, ids, axis=0, out=y)
+
+
+def embedding_backward(dW, dy, ids):
+    """dW[r] = sum of dy[i] over the i with ids[i] == r, for every r in ids.
+
+    dW: (vocab, dim) out, only the rows in ids are written (the others are left
+    untouched: the optimizer updates only `union_rows(ids)`); dy: (N, dim);
+    ids: (N,) int32. A word seen twice in the batch sums its two gradients.
+    """
+    dW[np.unique(ids)] = 0
+    np.add.at(dW, ids, dy)
+
+
 # ---------------------------------------------------------------- element-wise
 def relu_forward(y, x):
     np.maximum(x, 0, out=y)

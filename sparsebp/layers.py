@@ -74,6 +74,44 @@ class Linear(Module):
         return dx
 
 
+class Embedding(Module):
+    """A table of vocab vectors of dim numbers: ids -> their rows.
+
+    forward(ids: (N,) int) -> y: (N, dim) of the weight's dtype. backward(dy: (N, dim))
+    fills weight.grad in the rows of the batch's ids only and sets weight.rows to
+    them, so the lazy optimizers touch only the words of the batch (the same `.rows`
+    mechanism as meProp's selected rows). Returns None: ids have no gradient.
+    Initialised normal with standard deviation 1 / sqrt(dim) (or `init_std`).
+    """
+
+    def __init__(self, vocab, dim, dtype=np.float32, init_std=None):
+        if vocab < 1 or dim < 1:
+            raise ValueError(f"Embedding: vocab={vocab} and dim={dim} must be >= 1")
+        self.vocab, self.dim = vocab, dim
+        std = 1.0 / np.sqrt(dim) if init_std is None else init_std
+        self.weight = Parameter(K().to_device(rng().normal(0.0, std, (vocab, dim)).astype(dtype)))
+
+    def __repr__(self):
+        return f"Embedding({self.vocab}, {self.dim})"
+
+    def parameters(self):
+        return [self.weight]
+
+    def forward(self, ids):
+        ids = np.asarray(K().to_host(ids)).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab):
+            raise ValueError(f"{self!r}: ids must be in [0, {self.vocab}), got {ids.min()}..{ids.max()}")
+        self.ids = K().to_device(ids.astype(np.int32))
+        y = K().empty((ids.size, self.dim), self.weight.data.dtype)
+        K().embedding_forward(y, self.weight.data, self.ids)
+        return y
+
+    def backward(self, dy):
+        K().embedding_backward(self.weight.grad, dy, self.ids)
+        self.weight.rows = K().union_rows(self.ids.reshape(-1, 1), self.vocab)
+        return None
+
+
 class ReLU(Module):
     """y = max(x, 0); dx = dy where y > 0."""
 

@@ -470,3 +470,18 @@ def test_gpu_benchmark_smoke(tmp_path, monkeypatch):
     res = json.loads(out.read_text())
     assert {"topk", "layer_backward", "mlp_step"} <= set(res)
     assert all(r["launches"] > 0 for r in res["mlp_step"])
+
+
+def test_embedding_kernels_match_reference():
+    rng = np.random.default_rng(5)
+    W = rng.normal(size=(9, 5)).astype(np.float32)
+    ids = np.array([3, 0, 3, 8, 3], np.int32)
+    dy = rng.normal(size=(5, 5)).astype(np.float32)
+    y = G.empty((5, 5), np.float32)
+    G.embedding_forward(y, G.to_device(W), G.to_device(ids))
+    assert_close(G.to_host(y), W[ids], 0, 0)
+    want = np.full((9, 5), 7.0, np.float32)
+    got = G.to_device(want.copy())
+    R.embedding_backward(want, dy, ids)
+    G.embedding_backward(got, G.to_device(dy), G.to_device(ids))
+    assert_close(G.to_host(got), want)
