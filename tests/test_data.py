@@ -76,10 +76,10 @@ def test_load_small_set_split_and_scaling(tmp_path, gz):
     for x, y in [(s.train_x, s.train_y), (s.dev_x, s.dev_y), (s.test_x, s.test_y)]:
         assert x.dtype == np.float32 and x.flags.c_contiguous and y.dtype == np.int64
         assert x.min() >= 0 and x.max() <= 1
-    # image i holds the value i: the LAST dev_size images are dev, in order
-    assert s.dev_x[:, 0].tolist() == pytest.approx([8 / 255, 9 / 255, 10 / 255, 11 / 255])
-    assert s.train_x[:, 5].tolist() == pytest.approx([i / 255 for i in range(8)])
-    assert s.dev_y.tolist() == [8, 9, 0, 1] and s.train_y.tolist() == list(range(8))
+    # image i holds the value i: the FIRST dev_size images are dev, in order
+    assert s.dev_x[:, 0].tolist() == pytest.approx([i / 255 for i in range(4)])
+    assert s.train_x[:, 5].tolist() == pytest.approx([i / 255 for i in range(4, 12)])
+    assert s.dev_y.tolist() == [0, 1, 2, 3] and s.train_y.tolist() == [4, 5, 6, 7, 8, 9, 0, 1]
     assert np.array_equal(s.test_x, arrays["test_images"].reshape(5, -1) / np.float32(255))
     assert np.array_equal(s.test_y, arrays["test_labels"])
     with pytest.raises(dataclasses.FrozenInstanceError):

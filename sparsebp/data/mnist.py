@@ -221,8 +221,9 @@ def _flat(images):
 def load_mnist(data_dir=None, dev_size=5000, verify=None):
     """Load an MNIST-layout directory as a train / dev / test `Split`.
 
-    As the official meProp code, the LAST dev_size training images are the dev set
-    and the rest train: 55,000 / 5,000 / 10,000 for MNIST.
+    As the official meProp code (C# `trn.Take(5000)`, PyTorch `PartDataset(trn, 0,
+    5000)`), the FIRST dev_size training images are the dev set and the rest train:
+    55,000 / 5,000 / 10,000 for MNIST.
 
     Parameters
     ----------
@@ -246,6 +247,6 @@ def load_mnist(data_dir=None, dev_size=5000, verify=None):
         raise ValueError(f"dev_size={dev_size} must be in [1, {len(img) - 1}] "
                          f"for {len(img)} training images")
     x, y = _flat(img), lab.astype(np.int64)
-    cut = len(x) - dev_size
     # slicing along the first axis keeps each part C-contiguous without a copy
-    return Split(x[:cut], y[:cut], x[cut:], y[cut:], _flat(timg), tlab.astype(np.int64))
+    return Split(x[dev_size:], y[dev_size:], x[:dev_size], y[:dev_size], _flat(timg),
+                 tlab.astype(np.int64))
