@@ -1,56 +1,73 @@
 """Checkpoints: model weights, optimizer state, the random generator's state and
-the results so far, in one .npz written atomically (temporary file, fsync, then
-rename), so a crash leaves either the old checkpoint or the new one, never half.
+the results so far, in one .npz (`sb.save` of the state dicts), written
+atomically, so a crash, Ctrl-C or a full disk leaves either the old checkpoint
+or the new one, never half of one and never a temporary file.
 
 Resuming restores all of it, so the run continues exactly as if uninterrupted:
 the same shuffles, the same dropout masks and random-k draws, the same weights.
+A run never replaces a checkpoint unless asked to (`check_targets`), and a file
+that is not a whole sparsebp checkpoint is one `LoadError` naming it.
 """
 import json
 import os
+import tempfile
 from dataclasses import asdict
 
-import numpy as np
-
-from .backend import K, rng
+from . import serialize
+from .backend import rng
+from .serialize import LoadError
 
 FILE = "checkpoint.npz"
+FORMAT = "sparsebp checkpoint 1"      # stored in the file: a foreign .npz lacks it
+
+
+def path_of(ckpt_dir):
+    return os.path.join(ckpt_dir, FILE)
 
 
 def save(ckpt_dir, model, opt, results):
     os.makedirs(ckpt_dir, exist_ok=True)
-    arrays = {f"param.{i}": K().to_host(p.data) for i, p in enumerate(model.parameters())}
-    arrays.update({f"opt.{n}": a for n, a in opt.state_dict().items()})
-    arrays["rng"] = np.array(json.dumps(rng().bit_generator.state))
-    arrays["results"] = np.array(json.dumps(results))
-    path = os.path.join(ckpt_dir, FILE)
-    tmp = f"{path}.tmp{os.getpid()}"
+    serialize.save({"format": FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "rng": json.dumps(rng().bit_generator.state), "results": json.dumps(results)},
+                   path_of(ckpt_dir))
+
+
+def read(path):
+    """(state, results) of the checkpoint file at path; LoadError if it is not one."""
+    state = serialize.load(path)
+    if str(state.get("format", "")) != FORMAT or not isinstance(state.get("model"), dict):
+        raise LoadError(f"{path}: not a sparsebp checkpoint (no {FORMAT!r} mark and model weights)")
     try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):                # a failed write leaves no debris
-            os.remove(tmp)
+        results = json.loads(str(state["results"]))
+        state["rng"] = json.loads(str(state["rng"]))
+    except (KeyError, ValueError) as e:
+        raise LoadError(f"{path}: damaged checkpoint, its results or generator state is "
+                        f"unreadable ({e})") from None
+    if not (isinstance(results, dict) and isinstance(results.get("epochs"), list)
+            and isinstance(results.get("config"), dict)):
+        raise LoadError(f"{path}: damaged checkpoint, its results have no config and epochs")
+    return state, results
+
+
+def epochs_done(ckpt_dir):
+    """How many epochs the checkpoint in ckpt_dir holds; None if there is none."""
+    path = path_of(ckpt_dir)
+    return len(read(path)[1]["epochs"]) if os.path.isfile(path) else None
 
 
 def load(ckpt_dir, model, opt, cfg):
     """Restore model, opt and the generator from ckpt_dir; returns the results so far."""
-    path = os.path.join(ckpt_dir or "", FILE)
+    path = path_of(ckpt_dir or "")
     if not ckpt_dir or not os.path.exists(path):
         raise FileNotFoundError(f"--resume: no checkpoint at {path}; run once with --checkpoint DIR first")
-    with np.load(path) as z:
-        results = json.loads(str(z["results"]))
-        _check_config(results["config"], asdict(cfg), path)
-        params = model.parameters()
-        for i, p in enumerate(params):
-            a = z[f"param.{i}"]
-            if a.shape != tuple(p.shape):
-                raise ValueError(f"{path}: parameter {i} has shape {a.shape}, the model {tuple(p.shape)}")
-            p.data = K().to_device(a.astype(p.data.dtype))
-        opt.load_state_dict({n[4:]: z[n] for n in z.files if n.startswith("opt.")})
-        rng().bit_generator.state = json.loads(str(z["rng"]))
+    state, results = read(path)
+    _check_config(results["config"], asdict(cfg), path)
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state.get("optimizer", {}))     # SGD has no state arrays
+        rng().bit_generator.state = state["rng"]
+    except (ValueError, TypeError, KeyError) as e:
+        raise LoadError(f"{path}: does not fit this model: {e}") from None
     return results
 
 
@@ -60,3 +77,39 @@ def _check_config(saved, now, path):
             if k != "epochs" and saved.get(k) != v]
     if diff:
         raise ValueError(f"{path} was made with other settings: " + "; ".join(diff))
+
+
+def check_targets(out=None, ckpt_dir=None, resume=False, overwrite=False):
+    """Before training: every file the run will write can be written, and no
+    checkpoint is replaced by accident. Raises ValueError saying what to do."""
+    if out:
+        if os.path.isdir(out):
+            raise ValueError(f"--out {out}: is a directory; give a file name, e.g. {os.path.join(out, 'run.json')}")
+        _check_dir(os.path.dirname(os.path.abspath(out)), f"--out {out}")
+    if not ckpt_dir:
+        return
+    if os.path.exists(ckpt_dir) and not os.path.isdir(ckpt_dir):
+        raise ValueError(f"--checkpoint {ckpt_dir}: is a file, not a directory")
+    _check_dir(ckpt_dir, f"--checkpoint {ckpt_dir}")
+    path = path_of(ckpt_dir)
+    if os.path.isdir(path):
+        raise ValueError(f"--checkpoint {ckpt_dir}: {path} is a directory; move it away")
+    if resume or overwrite or not os.path.exists(path):
+        return
+    try:
+        n = epochs_done(ckpt_dir)
+        what = f"a checkpoint after epoch {n}"
+    except (LoadError, OSError) as e:
+        what = f"a file that is not a readable checkpoint ({e})"
+    raise ValueError(f"--checkpoint {ckpt_dir} already holds {what}: continue it with --resume, "
+                     "or replace it with --overwrite-checkpoint")
+
+
+def _check_dir(d, flag):
+    """d exists (made if need be) and a file can be created in it."""
+    try:
+        os.makedirs(d, exist_ok=True)
+        with tempfile.TemporaryFile(dir=d):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag}: cannot write in {d}: {e.strerror or e}") from None

@@ -1,69 +1,134 @@
 """Command line: `sparsebp train TASK [options]` (or `python -m sparsebp ...`).
 
 The tasks, modes, optimizers and backends offered come from their registries
-(`tasks.TASKS`, `meprop.MODES`, `train.OPTIMIZERS`, `kernels.BACKENDS`)."""
+(`tasks.TASKS`, `meprop.MODES`, `train.OPTIMIZERS`, `kernels.BACKENDS`).
+
+No input ends in a traceback: every error is one line on stderr and exit
+status 1 (2 for a bad flag, 130 for Ctrl-C, which says how to resume).
+"""
 import argparse
+import json
+import math
 import os
+import shlex
 import sys
 
 from sparsebp.kernels import BACKENDS
 
-from . import tasks
+from . import __version__, checkpoint, tasks
 from . import train as T
 from .meprop import MODES
+from .serialize import LoadError, WriteError
+
+
+def finite_float(text):
+    """argparse type of every float flag: a number, and not inf or nan."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """One rule for defaults in --help: "(default: X)" after every option that
+    takes a value, unless its default is None, when its help says what happens
+    without it; a switch (store_true) is off unless given."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_common(t, d):
     """The flags every task has; d: the task's default Config."""
     t.add_argument("--k", type=int, default=d.k, help="units kept per backward in each meProp layer")
-    t.add_argument("--mode", choices=MODES, default=d.mode)
+    t.add_argument("--mode", choices=MODES, default=d.mode,
+                   help="which units of dy a meProp layer keeps (dense: all, normal backprop)")
     t.add_argument("--hidden", type=int, default=d.hidden, help="units per hidden layer")
     t.add_argument("--layers", type=int, default=d.layers, help="number of hidden layers")
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--epochs", type=int, default=d.epochs)
-    t.add_argument("--optimizer", choices=sorted(T.OPTIMIZERS), default=d.optimizer)
-    t.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: adam 1e-3, adagrad 0.1, sgd 0.1, as in the paper)")
-    t.add_argument("--clip", type=float, default=d.clip,
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per minibatch")
+    t.add_argument("--epochs", type=int, default=d.epochs, help="passes over the training data")
+    t.add_argument("--optimizer", choices=sorted(T.OPTIMIZERS), default=d.optimizer,
+                   help="the update rule (lazy: only the selected rows)")
+    t.add_argument("--lr", type=finite_float, default=None,
+                   help="learning rate (default: " + ", ".join(f"{n} {v:g}" for n, v in T.DEFAULT_LR.items())
+                   + ", as in the paper)")
+    t.add_argument("--clip", type=finite_float, default=d.clip,
                    help="clip each gradient entry to [-clip, clip] (the C# code's 5); 0: off")
     t.add_argument("--dense-adam", action="store_true",
-                   help="the paper code's Adam: update every row every step (default: lazy, selected rows only)")
-    t.add_argument("--dropout", type=float, default=d.dropout)
+                   help="the paper code's Adam: update every row every step (without it: lazy, selected rows only)")
+    t.add_argument("--dropout", type=finite_float, default=d.dropout,
+                   help="probability of dropping a hidden unit in training")
     t.add_argument("--activation", choices=["relu", "tanh"], default=d.activation,
                    help="hidden activation (the paper's MNIST MLP: relu)")
-    t.add_argument("--seed", type=int, default=d.seed)
+    t.add_argument("--seed", type=int, default=d.seed,
+                   help="seeds weights, shuffles, dropout and random-k (same machine and threads: same run)")
     t.add_argument("--backend", choices=sorted(BACKENDS), default=d.backend,
                    help="cpu: Numba kernels; numpy: the plain reference; cuda: a GPU")
     t.add_argument("--limit", type=int, default=0,
                    help="train on the first N training units only (0: all); for quick looks")
     t.add_argument("--out", default=None, help="results JSON (default: runs/TASK-MODE-kK-seedS.json)")
-    t.add_argument("--checkpoint", default=None, metavar="DIR", help="save a checkpoint here after each epoch")
+    t.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="save a checkpoint here after each epoch (default: none)")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
+    t.add_argument("--overwrite-checkpoint", action="store_true",
+                   help="start afresh and replace the checkpoint in --checkpoint DIR (without it: refused)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _parser():
     p = argparse.ArgumentParser(prog="sparsebp", description="meProp: sparsified back propagation")
+    p.add_argument("--version", action="version", version=f"sparsebp {__version__}")
+    p.add_argument("--traceback", action="store_true",
+                   help="on an unexpected error, show the full traceback (for bug reports)")
     sub = p.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a model and write a results JSON")
     tsub = train.add_subparsers(dest="task", required=True, metavar="TASK")
     for name in tasks.TASKS:
         task = tasks.get(name)
         t = tsub.add_parser(name, help=task.HELP, description=task.HELP,
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=_Help)
         _add_common(t, T.Config(task=name, **task.DEFAULTS))
-        t.add_argument("--data", default=None, help=task.DATA_HELP)
+        t.add_argument("--data", default=None, metavar="DIR", help=task.DATA_HELP)
         for flag, kwargs in task.ARGUMENTS:
+            if kwargs.get("type") is float:
+                kwargs = {**kwargs, "type": finite_float}
             t.add_argument(flag, **kwargs)
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
     return p
 
 
+def read_results(path):
+    """The results dict of a finished epoch or more in the JSON file at path;
+    ValueError naming the file for anything else."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a directory, not a results file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            r = json.load(f)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON file ({e})") from None
+    if not (isinstance(r, dict) and isinstance(r.get("config"), dict) and isinstance(r.get("epochs"), list)):
+        raise ValueError(f"{path}: not a sparsebp results file (no config and epochs)")
+    if not r["epochs"] or not isinstance(r.get("best"), dict):
+        raise ValueError(f"{path}: no finished epoch yet")
+    need = {"forward_s", "linear_backward_s", "update_s", "rows_frac"}
+    for e in r["epochs"]:
+        if not (isinstance(e, dict) and need <= set(e)):
+            raise ValueError(f"{path}: an epoch lacks one of {sorted(need)}")
+    return r
+
+
 def report(files):
     """Best dev/test and summed times per run; time ratios against the first file."""
-    import json
-    runs = [json.load(open(f)) for f in files]
+    runs = [read_results(f) for f in files]
     tot = [{k: sum(e[k] for e in r["epochs"]) for k in ("forward_s", "linear_backward_s", "update_s")}
            for r in runs]
     lines = ["| run | epochs | best dev epoch | dev acc | test acc | forward s | linear backward s "
@@ -76,7 +141,7 @@ def report(files):
         name += f", batch {c['batch_size']}" + (f", dropout {c['dropout']}" if c["dropout"] else "")
         name += f", seed {c['seed']}"
         rows = sum(e["rows_frac"] for e in r["epochs"]) / len(r["epochs"])
-        ratio = tot[0]["linear_backward_s"] / t["linear_backward_s"]
+        ratio = tot[0]["linear_backward_s"] / max(t["linear_backward_s"], 1e-12)
         lines.append(f"| {name} | {len(r['epochs'])} | {b['epoch']} | {100 * b['dev_acc']:.2f} | "
                      f"{100 * b['test_acc']:.2f} | {t['forward_s']:.1f} | "
                      f"{t['linear_backward_s']:.1f} ({ratio:.1f}x) | {t['update_s']:.1f} | {100 * rows:.1f}% |")
@@ -88,7 +153,9 @@ def _validate(a, task):
               (a.batch_size >= 1, "--batch-size must be >= 1"), (a.epochs >= 1, "--epochs must be >= 1"),
               (0 <= a.dropout < 1, "--dropout must be in [0, 1)"), (a.limit >= 0, "--limit must be >= 0"),
               (a.lr is None or a.lr > 0, "--lr must be > 0"), (a.clip >= 0, "--clip must be >= 0"),
-              (not a.resume or a.checkpoint, "--resume needs --checkpoint DIR")]
+              (not a.resume or a.checkpoint, "--resume needs --checkpoint DIR"),
+              (not a.overwrite_checkpoint or a.checkpoint, "--overwrite-checkpoint needs --checkpoint DIR"),
+              (not (a.resume and a.overwrite_checkpoint), "--resume and --overwrite-checkpoint exclude each other")]
     return [msg for ok, msg in checks if not ok]
 
 
@@ -104,30 +171,66 @@ def _config(a, task):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "report":
-        print(report(args.files))
-        return 0
+    try:
+        if args.command == "report":
+            print(report(args.files))
+            return 0
+        return _train(parser, args)
+    except KeyboardInterrupt:
+        print(f"sparsebp: interrupted; {_last_checkpoint(args, argv)}", file=sys.stderr)
+        return 130
+    except WriteError as e:
+        print(f"sparsebp: error: {e}; {_last_checkpoint(args, argv, intact=True)}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError, FloatingPointError, RuntimeError, LoadError) as e:
+        print(f"sparsebp: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:                     # a bug, not the user's input: still one line
+        if args.traceback:
+            raise
+        print(f"sparsebp: unexpected error {type(e).__name__}: {e} (a bug: please report it; "
+              "`sparsebp --traceback ...` shows where)", file=sys.stderr)
+        return 1
+
+
+def _train(parser, args):
     task = tasks.get(args.task)
     cfg = _config(args, task)
     errors = _validate(args, task) + task.validate(cfg)
     if errors:
         parser.error("; ".join(errors))
     out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.mode}-k{cfg.k}-seed{cfg.seed}.json")
-    try:
-        from .backend import set_backend
-        set_backend(cfg.backend)
-        data = task.load(cfg)
-        print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
-              f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
-              f"lr={cfg.lr} backend={cfg.backend}", flush=True)
-        res = T.run(cfg, data, out=out, ckpt_dir=args.checkpoint, resume=args.resume,
-                    log=lambda s: print(s, flush=True), progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as e:
-        print(f"sparsebp: error: {e}", file=sys.stderr)
-        return 1
+    checkpoint.check_targets(out, args.checkpoint, args.resume, args.overwrite_checkpoint)  # before any work
+    from .backend import set_backend
+    set_backend(cfg.backend)
+    data = task.load(cfg)
+    print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
+          f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
+          f"lr={cfg.lr} backend={cfg.backend}", flush=True)
+    res = T.run(cfg, data, out=out, ckpt_dir=args.checkpoint, resume=args.resume,
+                log=lambda s: print(s, flush=True), progress=not args.no_progress,
+                overwrite=args.overwrite_checkpoint)
     b = res["best"]
     print(f"best dev epoch {b['epoch']}: dev {100 * b['dev_acc']:.2f}%  test {100 * b['test_acc']:.2f}%  "
           f"(results in {out})")
     return 0
+
+
+def _last_checkpoint(args, argv, intact=False):
+    """Where the last complete checkpoint is, and the command that resumes it."""
+    if args.command != "train":
+        return "nothing was written"
+    if not args.checkpoint:
+        return "no --checkpoint DIR was given, so there is no checkpoint to resume from"
+    try:
+        n = checkpoint.epochs_done(args.checkpoint)
+    except (LoadError, OSError) as e:
+        return f"the checkpoint in {args.checkpoint} is not readable: {e}"
+    if n is None:
+        return f"no epoch had finished, so {args.checkpoint} holds no checkpoint yet"
+    cmd = [a for a in argv if a != "--overwrite-checkpoint"] + ([] if "--resume" in argv else ["--resume"])
+    return (f"the last complete checkpoint, after epoch {n}, is {checkpoint.path_of(args.checkpoint)}"
+            f"{' (intact)' if intact else ''}; resume with: sparsebp {shlex.join(cmd)}")

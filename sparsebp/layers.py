@@ -7,7 +7,7 @@ import numpy as np
 
 from .backend import K, rng
 from .meprop import MODES, meprop_backward
-from .module import Module, Parameter
+from .module import Module, Parameter, check_dy, check_input
 
 
 class Linear(Module):
@@ -52,9 +52,9 @@ class Linear(Module):
         return [self.weight, self.bias]
 
     def forward(self, x):
-        """x: (B, n_in) -> y: (B, n_out), both of the weight's dtype."""
-        if len(x.shape) != 2 or x.shape[1] != self.n_in:
-            raise ValueError(f"{self!r}: expected input of shape (B, {self.n_in}), got {tuple(x.shape)}")
+        """x: (B, n_in) -> y: (B, n_out), both of the weight's dtype (a host x of
+        another dtype is cast to it; a list is refused with a message)."""
+        check_input(self, x, (None, self.n_in))
         if isinstance(x, np.ndarray):  # host input: the weight's dtype, backend memory
             x = K().to_device(x.astype(self.weight.data.dtype, copy=False))
         self.x = x
@@ -68,9 +68,11 @@ class Linear(Module):
         This is meProp (`meprop_backward`): select k units of dy, then the two
         sparse products touch only those k rows of W and of dW.
         """
-        dx = K().empty(self.x.shape, self.x.dtype)
+        x = self.saved("x")
+        check_dy(self, dy, (x.shape[0], self.n_out), x.dtype)
+        dx = K().empty(x.shape, x.dtype)
         self.selected, self.weight.rows = meprop_backward(
-            dx, self.weight.grad, self.bias.grad, dy, self.x, self.weight.data, self.k, self.mode)
+            dx, self.weight.grad, self.bias.grad, dy, x, self.weight.data, self.k, self.mode)
         return dx
 
 
@@ -99,6 +101,8 @@ class Embedding(Module):
 
     def forward(self, ids):
         ids = np.asarray(K().to_host(ids)).reshape(-1)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"{self!r}: ids must be integers, got {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab):
             raise ValueError(f"{self!r}: ids must be in [0, {self.vocab}), got {ids.min()}..{ids.max()}")
         self.ids = K().to_device(ids.astype(np.int32))
@@ -107,8 +111,10 @@ class Embedding(Module):
         return y
 
     def backward(self, dy):
-        K().embedding_backward(self.weight.grad, dy, self.ids)
-        self.weight.rows = K().union_rows(self.ids.reshape(-1, 1), self.vocab)
+        ids = self.saved("ids")
+        check_dy(self, dy, (ids.shape[0], self.dim), self.weight.data.dtype)
+        K().embedding_backward(self.weight.grad, dy, ids)
+        self.weight.rows = K().union_rows(ids.reshape(-1, 1), self.vocab)
         return None
 
 
@@ -116,13 +122,16 @@ class ReLU(Module):
     """y = max(x, 0); dx = dy where y > 0."""
 
     def forward(self, x):
+        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
         self.y = K().empty(x.shape, x.dtype)
         K().relu_forward(self.y, x)
         return self.y
 
     def backward(self, dy):
+        y = self.saved("y")
+        check_dy(self, dy, y.shape, y.dtype)
         dx = K().empty(dy.shape, dy.dtype)
-        K().relu_backward(dx, dy, self.y)
+        K().relu_backward(dx, dy, y)
         return dx
 
     def __repr__(self):
@@ -133,13 +142,16 @@ class Tanh(Module):
     """y = tanh(x); dx = dy (1 - y^2)."""
 
     def forward(self, x):
+        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
         self.y = K().empty(x.shape, x.dtype)
         K().tanh_forward(self.y, x)
         return self.y
 
     def backward(self, dy):
+        y = self.saved("y")
+        check_dy(self, dy, y.shape, y.dtype)
         dx = K().empty(dy.shape, dy.dtype)
-        K().tanh_backward(dx, dy, self.y)
+        K().tanh_backward(dx, dy, y)
         return dx
 
     def __repr__(self):
@@ -157,6 +169,8 @@ class Dropout(Module):
         self.p = p
 
     def forward(self, x):
+        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
+        self.shape, self.dtype = tuple(x.shape), x.dtype
         if not self.training or self.p == 0.0:
             self.mask = None
             return x
@@ -167,24 +181,27 @@ class Dropout(Module):
         return y
 
     def backward(self, dy):
-        if self.mask is None:
+        mask = self.saved("mask")
+        check_dy(self, dy, self.shape, self.dtype)
+        if mask is None:
             return dy
         dx = K().empty(dy.shape, dy.dtype)
-        K().mul(dx, dy, self.mask)
+        K().mul(dx, dy, mask)
         return dx
 
     def __repr__(self):
         return f"Dropout(p={self.p})"
 
 
-class SoftmaxCrossEntropy:
+class SoftmaxCrossEntropy(Module):
     """Mean cross-entropy of softmax(logits) against integer labels.
 
-    forward(logits: (B, C), labels: (B,) int) -> loss (float);
-    backward() -> dlogits: (B, C) = (softmax - onehot) / B.
+    forward(logits: (B, C), labels: (B,) int) -> loss (float), also as
+    loss_fn(logits, labels); backward() -> dlogits: (B, C) = (softmax - onehot) / B.
     """
 
     def forward(self, logits, labels):
+        check_input(self, logits, (None, None))
         B, C = logits.shape
         y = np.asarray(labels)
         if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer):
@@ -197,10 +214,8 @@ class SoftmaxCrossEntropy:
         self.probs = K().empty((B, C), logits.dtype)
         return K().softmax_xent_forward(self.probs, logits, self.labels)
 
-    def __call__(self, logits, labels):
-        return self.forward(logits, labels)
-
     def backward(self):
-        d = K().empty(self.probs.shape, self.probs.dtype)
-        K().softmax_xent_backward(d, self.probs, self.labels)
+        probs = self.saved("probs")
+        d = K().empty(probs.shape, probs.dtype)
+        K().softmax_xent_backward(d, probs, self.labels)
         return d

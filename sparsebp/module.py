@@ -62,6 +62,47 @@ class Module:
         for c in self.children():
             yield from c.modules()
 
+    def named_parameters(self, prefix=""):
+        """(name, Parameter) pairs: this module's own Parameter attributes by their
+        attribute names, then each child's, prefixed by its index in `children()`
+        ("0.weight", "2.bias": the names of `state_dict`)."""
+        for name, v in vars(self).items():
+            if isinstance(v, Parameter):
+                yield prefix + name, v
+        for i, c in enumerate(self.children()):
+            yield from c.named_parameters(f"{prefix}{i}.")
+
+    def state_dict(self):
+        """{name: host copy of the parameter's data} (see `named_parameters`);
+        `sb.save(model.state_dict(), path)` writes it to a file."""
+        named = list(self.named_parameters())
+        if {id(p) for _, p in named} != {id(p) for p in self.parameters()}:
+            raise TypeError(f"{type(self).__name__}: its parameters() are not all attributes "
+                            "of it or of its children(); override named_parameters()")
+        return {n: np.array(K().to_host(p.data)) for n, p in named}
+
+    def load_state_dict(self, state):
+        """Copy the arrays of `state` (a `state_dict`, or `sb.load(path)`) into the
+        parameters, cast to their dtype; every name must match, every shape too."""
+        named = dict(self.named_parameters())
+        missing, unexpected = sorted(set(named) - set(state)), sorted(set(state) - set(named))
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state does not fit "
+                             f"this model: missing {missing}, unexpected {unexpected}")
+        for n, p in named.items():
+            a = np.asarray(state[n])
+            if a.shape != tuple(p.shape):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: {n} has shape {a.shape} "
+                                 f"in the state, {tuple(p.shape)} in the model")
+            p.data = K().to_device(a.astype(p.data.dtype))      # a copy: the state stays the caller's
+
+    def saved(self, name):
+        """What forward kept for backward under `name`; a clear error if forward has not run."""
+        if name not in vars(self):
+            raise RuntimeError(f"{self!r}: backward() called before forward(); "
+                               "run forward (model(x)) first")
+        return vars(self)[name]
+
     def train(self, mode=True):
         self.training = mode
         for c in self.children():
@@ -71,7 +112,42 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    __call__ = lambda self, x: self.forward(x)  # noqa: E731
+    def __call__(self, *args):
+        return self.forward(*args)
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+def check_input(layer, x, shape):
+    """x must be an array (host or device) of `shape`, None in it meaning any size.
+
+    Lists and other sequences are refused rather than guessed at: the error names
+    the layer and the conversion to make."""
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        raise TypeError(f"{layer!r}: expected an array of shape {_shape_str(shape)}, got a "
+                        f"{type(x).__name__}; convert it first: np.asarray(x, dtype=np.float32)")
+    if len(x.shape) != len(shape) or any(s is not None and s != d for s, d in zip(shape, x.shape)):
+        raise ValueError(f"{layer!r}: expected input of shape {_shape_str(shape)}, got {tuple(x.shape)}")
+
+
+def check_dy(layer, dy, shape, dtype):
+    """dy must have the shape of the forward's output and the layer's dtype.
+
+    A float64 dy for a float32 layer is refused, not cast: a silent cast would
+    hide a gradient computed at the wrong precision somewhere upstream."""
+    if not (hasattr(dy, "shape") and hasattr(dy, "dtype")):
+        raise TypeError(f"{layer!r}: dy must be an array of shape {tuple(shape)}, got a {type(dy).__name__}")
+    if tuple(dy.shape) != tuple(shape):
+        raise ValueError(f"{layer!r}: dy must have the shape of the forward's output "
+                         f"{tuple(shape)}, got {tuple(dy.shape)}")
+    if dy.dtype != dtype:
+        raise TypeError(f"{layer!r}: dy is {dy.dtype} but the layer computes in {dtype}; "
+                        f"convert it first: dy.astype(np.{dtype})")
+
+
+def _shape_str(shape):
+    return "(" + ", ".join("B" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 class Sequential(Module):

@@ -9,10 +9,20 @@ the ordinary dense one.
 This differs on purpose from the paper's code, whose Adam updates every weight
 each step, so momentum keeps moving rows whose gradient was zero. `Adam(...,
 lazy=False)` is that dense Adam, for comparison.
+
+Gradients are not accumulated: each backward overwrites them, so no
+`zero_grad()` is needed between steps (it exists, for PyTorch habits).
+
+The defaults are the paper's MNIST settings, the same as the command line's
+(`sparsebp train`): lr 1e-3 for Adam, 0.1 for AdaGrad and SGD, and each
+gradient entry clipped to [-5, 5] (the official C# code's clipping).
 """
 import numpy as np
 
 from .backend import K
+
+
+CLIP = 5.0     # the official C# code's clipping, every optimizer's default
 
 
 def _as_rows(a):
@@ -24,12 +34,12 @@ class Optimizer:
     """Base: holds the parameters, their per-parameter state and the clip value.
 
     clip : if > 0, each gradient entry is clipped to [-clip, clip] before the
-        update (the official C# code clips at 5); 0 disables clipping.
+        update (the official C# code clips at 5, the default); 0 disables clipping.
     """
 
     state_names = ()
 
-    def __init__(self, params, lr, clip=0.0):
+    def __init__(self, params, lr, clip=CLIP):
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__}: got no parameters")
@@ -48,7 +58,17 @@ class Optimizer:
         """Update each parameter's selected rows from its gradient."""
         for p, st, all_rows in zip(self.params, self.state, self._all_rows):
             rows = all_rows if p.rows is None else p.rows
+            if len(rows) == 0:                 # zero_grad() and no backward since
+                continue
             self._update(_as_rows(p.data), _as_rows(p.grad), rows, st, p, all_rows)
+
+    def zero_grad(self):
+        """Zero every gradient and mark no row selected, so a `step()` before the
+        next backward changes nothing. Not needed between steps: each backward
+        overwrites the gradients (there is no accumulation)."""
+        for p in self.params:
+            p.grad = K().zeros(p.grad.shape, p.grad.dtype)
+            p.rows = K().to_device(np.zeros(0, np.int32))
 
     def rows_updated(self):
         """(rows updated in the last step, rows in all) summed over the parameters."""
@@ -56,22 +76,32 @@ class Optimizer:
         return done, sum(p.shape[0] for p in self.params)
 
     def state_dict(self):
-        """Host copies of every state array, for checkpoints."""
-        return {f"{i}.{n}": K().to_host(a).copy() for i, st in enumerate(self.state)
+        """{"I.NAME": host copy} of every state array ("0.M": Adam's first moment
+        of parameter 0); the settings (lr, clip, ...) are the constructor's."""
+        return {f"{i}.{n}": np.array(K().to_host(a)) for i, st in enumerate(self.state)
                 for n, a in st.items()}
 
     def load_state_dict(self, d):
+        """Restore the state arrays of `state_dict` (same parameters, same order)."""
+        want = {f"{i}.{n}" for i, st in enumerate(self.state) for n in st}
+        missing, unexpected = sorted(want - set(d)), sorted(set(d) - want)
+        if missing or unexpected:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the state does not fit "
+                             f"these parameters: missing {missing}, unexpected {unexpected}")
         for i, st in enumerate(self.state):
             for n in st:
-                src = d[f"{i}.{n}"]
+                src = np.asarray(d[f"{i}.{n}"])
                 if src.shape != tuple(st[n].shape):
-                    raise ValueError(f"optimizer state {i}.{n}: shape {src.shape} in the "
-                                     f"checkpoint, {tuple(st[n].shape)} in the model")
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: {i}.{n} has shape "
+                                     f"{src.shape} in the state, {tuple(st[n].shape)} here")
                 st[n] = K().to_device(src.astype(st[n].dtype))
 
 
 class SGD(Optimizer):
     """W[r] -= lr * g[r] on the selected rows."""
+
+    def __init__(self, params, lr=0.1, clip=CLIP):
+        super().__init__(params, lr, clip)
 
     def _update(self, W, G, rows, st, p, all_rows):
         K().sgd_rows(W, G, rows, self.lr, self.clip)
@@ -82,7 +112,7 @@ class AdaGrad(Optimizer):
 
     state_names = ("H",)
 
-    def __init__(self, params, lr=0.01, eps=1e-6, clip=0.0):
+    def __init__(self, params, lr=0.1, eps=1e-6, clip=CLIP):
         self.eps = float(eps)
         super().__init__(params, lr, clip)
 
@@ -104,7 +134,7 @@ class Adam(Optimizer):
 
     state_names = ("M", "V")
 
-    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, clip=0.0, lazy=True):
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, clip=CLIP, lazy=True):
         self.beta1, self.beta2, self.eps, self.lazy = float(beta1), float(beta2), float(eps), lazy
         super().__init__(params, lr, clip)
 

@@ -1,6 +1,7 @@
 """The training loop: minibatches, timing of forward/backward/update, evaluation,
 per-epoch results and checkpoints. Task-independent: the task module
 (`sparsebp/tasks/`) makes the batches, builds the model and evaluates it."""
+import inspect
 import json
 import math
 import os
@@ -9,13 +10,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import checkpoint, tasks
+from . import checkpoint, serialize, tasks
 from .backend import rng, synchronize
 from .layers import SoftmaxCrossEntropy
-from .optim import SGD, AdaGrad, Adam
+from .optim import CLIP, SGD, AdaGrad, Adam
 from .timing import BackwardTimer
 
-DEFAULT_LR = {"adam": 1e-3, "adagrad": 0.1, "sgd": 0.1}   # the paper's MNIST rates
+OPTIMIZERS = {"adam": Adam, "adagrad": AdaGrad, "sgd": SGD}
+# the paper's MNIST rates: the optimizers' own defaults, one set for the API and the CLI
+DEFAULT_LR = {name: inspect.signature(cls).parameters["lr"].default for name, cls in OPTIMIZERS.items()}
 
 
 @dataclass
@@ -30,7 +33,7 @@ class Config:
     epochs: int = 20
     optimizer: str = "adam"
     lr: float = 1e-3
-    clip: float = 5.0
+    clip: float = CLIP
     dense_adam: bool = False
     dropout: float = 0.0
     activation: str = "relu"
@@ -39,9 +42,6 @@ class Config:
     data: str = ""
     limit: int = 0
     extra: dict = field(default_factory=dict)
-
-
-OPTIMIZERS = {"adam": Adam, "adagrad": AdaGrad, "sgd": SGD}
 
 
 def build_optimizer(params, cfg):
@@ -120,15 +120,18 @@ def warm_up(cfg, task, data):
     synchronize()
 
 
-def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=True):
+def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=True, overwrite=False):
     """Train cfg on the data of its task (`tasks.get(cfg.task).load(cfg)`); returns
     the results dict.
 
     Writes the results JSON to `out` after every epoch and, with `ckpt_dir`,
     a checkpoint after every epoch; `resume` continues from that checkpoint.
+    Both places are checked before training; an existing checkpoint is replaced
+    only with `overwrite` (`checkpoint.check_targets`).
     """
     from .backend import seed
     task = tasks.get(cfg.task)
+    checkpoint.check_targets(out, ckpt_dir, resume, overwrite)
     t0 = time.perf_counter()
     warm_up(cfg, task, data)
     log(f"kernels ready in {time.perf_counter() - t0:.1f}s (Numba compiles them on the first "
@@ -180,10 +183,7 @@ def _progress_bar(total, enabled):
 def write_json(path, obj):
     """Write atomically: a reader never sees a half-written file."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, default=_json_default)
-    os.replace(tmp, path)
+    serialize.atomic_write(path, json.dumps(obj, indent=1, default=_json_default).encode())
 
 
 def _json_default(o):

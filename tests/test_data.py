@@ -178,7 +178,8 @@ def test_missing_file_and_dir(tmp_path):
 @pytest.mark.parametrize("dev_size", [0, 12, -1])
 def test_bad_dev_size(tmp_path, dev_size):
     write_set(tmp_path)
-    with pytest.raises(ValueError, match=rf"dev_size={dev_size} must be in \[1, 11\]"):
+    with pytest.raises(ValueError, match=rf"dev_size={dev_size} \(--dev-size\) must be in \[1, 11\] .* "
+                                         r"choose a smaller one, e.g. --dev-size 1"):
         load_mnist(tmp_path, dev_size=dev_size)
 
 

@@ -83,8 +83,8 @@ def test_cli_reports_missing_gpu(capsys, monkeypatch):
 
 
 def _weights(ckpt_dir):
-    with np.load(os.path.join(ckpt_dir, checkpoint.FILE)) as z:
-        return {n: z[n] for n in z.files if n.startswith(("param.", "opt."))}
+    state = sb.load(os.path.join(ckpt_dir, checkpoint.FILE))
+    return {f"{part}/{n}": a for part in ("model", "optimizer") for n, a in state[part].items()}
 
 
 def test_resume_equals_an_uninterrupted_run(mnist, tmp_path):
@@ -124,7 +124,7 @@ def test_checkpoint_write_is_atomic(mnist, tmp_path, monkeypatch):
         raise OSError("disk full")
     monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(OSError):
-        T.run(T.Config(hidden=16, k=4, epochs=1, seed=2), data, ckpt_dir=str(tmp_path), **quiet)
+        T.run(T.Config(hidden=16, k=4, epochs=1, seed=2), data, ckpt_dir=str(tmp_path), overwrite=True, **quiet)
     assert (tmp_path / checkpoint.FILE).read_bytes() == before   # the old one, whole
     assert os.listdir(tmp_path) == [checkpoint.FILE]             # and no temporary file
 

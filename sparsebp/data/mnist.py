@@ -37,22 +37,28 @@ class IDXError(ValueError):
     """A file that is not a well-formed IDX file, or a data set whose files disagree."""
 
 
+ENV = "SPARSEBP_MNIST"       # overrides where the vendored MNIST is looked for
+N_CLASSES = 10               # the MNIST layout's classes: the digits 0-9
+
+
 def default_mnist_dir():
-    """The vendored MNIST directory.
+    """The vendored MNIST directory, wherever the working directory is.
 
     Returns
     -------
     Path
-        ``$SPARSEBP_MNIST`` if set; else ``<repo>/data/mnist`` beside the package
-        sources; else ``./data/mnist`` if that exists (a non-editable ``pip install .``
-        puts the package in site-packages, away from the repository's data).
+        ``$SPARSEBP_MNIST`` if set; else the copy an install ships inside the
+        package (setup.cfg maps the repository's ``data/mnist`` to
+        ``sparsebp/data/mnist_files``); else, in a source checkout,
+        ``<repo>/data/mnist`` beside the package.
     """
-    env = os.environ.get("SPARSEBP_MNIST")
+    env = os.environ.get(ENV)
     if env:
         return Path(env)
-    beside = Path(__file__).resolve().parents[2] / "data" / "mnist"
-    here = Path.cwd() / "data" / "mnist"
-    return here if not beside.is_dir() and here.is_dir() else beside
+    installed = Path(__file__).resolve().parent / "mnist_files"
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parents[2] / "data" / "mnist"
 
 
 def _read_bytes(path):
@@ -205,10 +211,12 @@ class Split:
     test_x: np.ndarray
     test_y: np.ndarray
 
+    n_classes: int = N_CLASSES    # every label is in [0, n_classes)
+
     def head(self, n):
         """The same split with only the first n training examples (quick runs)."""
         return Split(self.train_x[:n], self.train_y[:n], self.dev_x, self.dev_y,
-                     self.test_x, self.test_y)
+                     self.test_x, self.test_y, self.n_classes)
 
 
 def _flat(images):
@@ -218,7 +226,18 @@ def _flat(images):
     return x
 
 
-def load_mnist(data_dir=None, dev_size=5000, verify=None):
+def check_labels(labels, n_classes, path):
+    """Every label of the file at path must be in [0, n_classes): else an error
+    naming the file, the first bad index and its value."""
+    bad = np.flatnonzero(labels >= n_classes)        # uint8: never negative
+    if bad.size:
+        i = int(bad[0])
+        raise IDXError(f"{path}: label {labels[i]} at index {i} is not in [0, {n_classes}) "
+                       f"({bad.size} such labels); the data set has {n_classes} classes "
+                       f"(the MNIST layout's digits), pass --classes N for more")
+
+
+def load_mnist(data_dir=None, dev_size=5000, verify=None, n_classes=N_CLASSES):
     """Load an MNIST-layout directory as a train / dev / test `Split`.
 
     As the official meProp code (C# `trn.Take(5000)`, PyTorch `PartDataset(trn, 0,
@@ -230,10 +249,13 @@ def load_mnist(data_dir=None, dev_size=5000, verify=None):
     data_dir : str or Path, optional
         The four IDX files; None: the vendored MNIST, `default_mnist_dir()`.
     dev_size : int
-        Number of dev images, in [1, N_train - 1].
+        Number of dev images, in [1, N_train - 1] (`--dev-size`).
     verify : bool, optional
         Check sha256 against `MNIST_SHA256`. Default: only when data_dir is None,
         since a user's set (e.g. Fashion-MNIST) has other hashes.
+    n_classes : int
+        Every label (training and test) must be in [0, n_classes) (`--classes`);
+        10 for the MNIST layout's digits.
 
     Returns
     -------
@@ -241,12 +263,21 @@ def load_mnist(data_dir=None, dev_size=5000, verify=None):
     """
     if verify is None:
         verify = data_dir is None
-    data_dir = default_mnist_dir() if data_dir is None else Path(data_dir)
+    if data_dir is None:
+        data_dir = default_mnist_dir()
+        if not data_dir.is_dir():      # not the user's --data: say where it was looked for
+            raise FileNotFoundError(f"the vendored MNIST is not at {data_dir} (${ENV} or the "
+                                    "install's copy); reinstall sparsebp, or pass --data DIR")
+    data_dir = Path(data_dir)
     img, lab, timg, tlab = load_idx_set(data_dir, verify_sha256=verify)
-    if not 1 <= dev_size <= len(img) - 1:
-        raise ValueError(f"dev_size={dev_size} must be in [1, {len(img) - 1}] "
-                         f"for {len(img)} training images")
+    n = len(img)
+    if not 1 <= dev_size <= n - 1:
+        raise ValueError(f"dev_size={dev_size} (--dev-size) must be in [1, {n - 1}] for the {n} "
+                         f"training images in {data_dir}: the first dev_size images are the dev "
+                         f"set; choose a smaller one, e.g. --dev-size {max(1, n // 10)}")
+    for labels, stem in ((lab, FILES["train_labels"]), (tlab, FILES["test_labels"])):
+        check_labels(labels, n_classes, _find(data_dir, stem))
     x, y = _flat(img), lab.astype(np.int64)
     # slicing along the first axis keeps each part C-contiguous without a copy
     return Split(x[dev_size:], y[dev_size:], x[:dev_size], y[:dev_size], _flat(timg),
-                 tlab.astype(np.int64))
+                 tlab.astype(np.int64), n_classes)

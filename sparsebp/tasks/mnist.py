@@ -1,7 +1,8 @@
 """The paper's MNIST task: an MLP 784-h-...-h-10 with meProp on its hidden layers.
 
 Data: the vendored MNIST (or any data set in its four-file IDX layout, `--data`);
-5,000 training images as dev (see `load_mnist`). Metric: accuracy.
+the first 5,000 training images as dev (`--dev-size`, see `load_mnist`); 10
+classes, the digits (`--classes`: a label outside is an error). Metric: accuracy.
 """
 from dataclasses import asdict
 
@@ -13,7 +14,19 @@ NAME = "mnist"
 HELP = "MNIST MLP, as in the paper (any data set in the MNIST IDX layout with --data)"
 DATA_HELP = "a directory with the four MNIST-layout IDX files (default: the vendored MNIST)"
 DEFAULTS = {}
-ARGUMENTS = []
+DEV_SIZE = 5000            # the official code's dev split: the first 5,000 training images
+ARGUMENTS = [
+    ("--dev-size", dict(type=int, default=DEV_SIZE, metavar="N",
+                        help="the first N training images are the dev set (the official code's 5000)")),
+    ("--classes", dict(type=int, default=10, metavar="C",
+                       help="number of classes: every label must be in [0, C) (the MNIST layout: 10 digits)")),
+]
+
+
+def _extra(cfg, name, default):
+    """A task flag from cfg.extra (a Config built in Python may not have it)."""
+    value = cfg.extra.get(name)
+    return default if value is None else value
 
 
 def validate(cfg):
@@ -22,21 +35,28 @@ def validate(cfg):
         errors.append(f"--k must be in [1, --hidden = {cfg.hidden}] (got {cfg.k})")
     if cfg.activation not in ("relu", "tanh"):
         errors.append(f"--activation must be relu or tanh (got {cfg.activation})")
+    if _extra(cfg, "dev_size", DEV_SIZE) < 1:
+        errors.append("--dev-size must be >= 1")
+    if _extra(cfg, "classes", 10) < 2:
+        errors.append("--classes must be >= 2")
     return errors
 
 
 def load(cfg):
     from ..data import load_mnist
-    data = load_mnist(cfg.data or None)
+    data = load_mnist(cfg.data or None, dev_size=_extra(cfg, "dev_size", DEV_SIZE),
+                      n_classes=_extra(cfg, "classes", 10))
     return data.head(cfg.limit) if cfg.limit else data
 
 
 def describe(data):
-    return f"{len(data.train_x)} train / {len(data.dev_x)} dev / {len(data.test_x)} test"
+    return (f"{len(data.train_x)} train / {len(data.dev_x)} dev / {len(data.test_x)} test, "
+            f"{data.n_classes} classes")
 
 
 def n_classes(data):
-    return int(data.train_y.max()) + 1
+    """The data set's stated number of classes (every label was checked against it)."""
+    return data.n_classes
 
 
 def n_train(data):
