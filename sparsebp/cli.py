@@ -180,20 +180,31 @@ def main(argv=None):
             return 0
         return _train(parser, args)
     except KeyboardInterrupt:
+        _close_progress_bars()
         print(f"sparsebp: interrupted; {_last_checkpoint(args, argv)}", file=sys.stderr)
         return 130
     except WriteError as e:
+        _close_progress_bars()
         print(f"sparsebp: error: {e}; {_last_checkpoint(args, argv, intact=True)}", file=sys.stderr)
         return 1
     except (ValueError, OSError, FloatingPointError, RuntimeError, LoadError) as e:
+        _close_progress_bars()
         print(f"sparsebp: error: {e}", file=sys.stderr)
         return 1
     except Exception as e:                     # a bug, not the user's input: still one line
         if args.traceback:
             raise
+        _close_progress_bars()
         print(f"sparsebp: unexpected error {type(e).__name__}: {e} (a bug: please report it; "
               "`sparsebp --traceback ...` shows where)", file=sys.stderr)
         return 1
+
+
+def _close_progress_bars():
+    """Clear a progress bar cut short, so that the message gets a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 def _train(parser, args):
