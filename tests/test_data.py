@@ -222,3 +222,22 @@ def test_real_mnist(monkeypatch):
 
 def test_sha_table_covers_every_file():
     assert set(MNIST_SHA256) == set(FILES.values())
+
+
+@pytest.mark.parametrize("key,index", [("train_labels", 7), ("test_labels", 3)])
+def test_a_label_outside_the_classes_names_the_file_and_index(tmp_path, key, index):
+    n = 12 if key == "train_labels" else 5
+    labels = np.arange(n, dtype=np.uint8) % 10
+    labels[index], labels[-1] = 200, 10
+    write_set(tmp_path, **{key: labels})
+    with pytest.raises(IDXError, match=rf"{FILES[key]}.gz: label 200 at index {index} is not in "
+                                       rf"\[0, 10\) \(2 such labels\); the data set has 10 classes"):
+        load_mnist(tmp_path, dev_size=2)
+    s = load_mnist(tmp_path, dev_size=2, n_classes=201)      # stated, not guessed from the labels
+    assert s.n_classes == 201 and s.head(3).n_classes == 201
+
+
+def test_missing_vendored_copy_does_not_blame_data_flag(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSEBP_MNIST", str(tmp_path / "gone"))
+    with pytest.raises(FileNotFoundError, match=r"the vendored MNIST is not at .*gone \(\$SPARSEBP_MNIST"):
+        load_mnist()
