@@ -10,11 +10,12 @@ from .backend import backend_name, rng, seed, set_backend, using
 from .layers import MODES, Dropout, Embedding, Linear, ReLU, SoftmaxCrossEntropy, Tanh
 from .module import Module, Parameter, Sequential
 from .optim import SGD, AdaGrad, Adam, Optimizer
+from .warmup import warm_up
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "AdaGrad", "Dropout", "Embedding", "Linear", "MODES", "Module", "Optimizer", "Parameter",
     "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backend_name", "rng",
-    "seed", "set_backend", "using",
+    "seed", "set_backend", "using", "warm_up",
 ]

@@ -14,6 +14,7 @@ from .backend import rng, synchronize
 from .layers import SoftmaxCrossEntropy
 from .optim import SGD, AdaGrad, Adam
 from .timing import BackwardTimer
+from .warmup import kernels_note
 
 DEFAULT_LR = {"adam": 1e-3, "adagrad": 0.1, "sgd": 0.1}   # the paper's MNIST rates
 
@@ -131,8 +132,7 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
     task = tasks.get(cfg.task)
     t0 = time.perf_counter()
     warm_up(cfg, task, data)
-    log(f"kernels ready in {time.perf_counter() - t0:.1f}s (Numba compiles them on the first "
-        "run, later runs load them from its cache)")
+    log(kernels_note(cfg.backend, time.perf_counter() - t0))
     seed(cfg.seed)
     model = task.build_model(cfg, data)
     opt = build_optimizer(model.parameters(), cfg)
