@@ -8,7 +8,8 @@ after warm-up, all in one process, one implementation after the other on the sam
 inputs, so the ratios compare like with like. Numba's compile time is measured apart,
 in a fresh interpreter with an empty cache. Sections (see benchmarks/README.md):
 (a) top-k selection, (b) one Linear layer's backward, (c) the MNIST MLP training step,
-(d) PyTorch peers of (c) when torch is importable.
+(d) PyTorch peers of (c) when torch is importable, (e) the kernel ladder: the plain
+first version of each meProp kernel (kernels/cpu_simple.py) beside the tuned one.
 """
 import argparse
 import ctypes
@@ -27,7 +28,7 @@ try:    # before Numba starts its OpenMP pool: in the other order PyTorch's step
 except ImportError:
     pass
 
-from benchmarks import sections  # noqa: E402
+from benchmarks import ladder, sections  # noqa: E402
 
 # ---------------------------------------------------------------- timing
 class Timer:
@@ -182,6 +183,7 @@ TABLES = {
         ("forward_us", "forward", US), ("step_here_us", "step, here", US),
         ("step_fresh_us", "step, fresh process", US), ("step_us", "step (faster)", US),
         ("ours_unified_us", "ours unified step", US), ("unified_speedup", "ours unified vs this", X)]),
+    "ladder": ladder.TABLE,
     "targets": ("targets (the issue) against what this run measured", [
         ("target", "target", "{}"), ("want", "want", "{}"), ("got", "got", "{}"), ("met", "met", "{}")]),
 }
@@ -233,6 +235,8 @@ def main(argv=None):
         print("\n## (d) PyTorch peers: skipped, torch is not importable (pip install torch)")
     else:
         show(res, "torch")
+    res["ladder"] = ladder.bench_ladder(timer, **(ladder.QUICK if a.quick else ladder.FULL))
+    show(res, "ladder")
     res["targets"] = sections.targets(res)
     show(res, "targets")
     if a.out:

@@ -5,6 +5,23 @@ The host sees only the loss (B numbers) and, for a per-example selection, the
 size of the union of rows (one number). Inputs may be host arrays (any layout):
 they are copied to the device first.
 
+| kernel | implements (reference.py) | the idea that makes it fast |
+| --- | --- | --- |
+| `topk_rows` | `topk_rows` | one block per row: a radix select on the bit patterns of abs(dy), no sort, no float compares (cuda_select.py) |
+| `topk_unified` | `topk_unified` | column sums and the same radix select in one launch: the block that finishes last selects |
+| `topk_unified_and_bias` | `topk_unified` + `bias_grad` | CUDA's alone: the bias sums ride the same pass over dy (one launch, one read) |
+| `union_rows` | `union_rows` | one block marks the rows and compacts them with a block scan |
+| `topk_backward` | `topk_backward` | one launch: dx blocks read k rows of W coalesced; a dW block per row finds its examples by binary search, writes the row once |
+| `unified_backward` | `unified_backward` | the tiled GEMM gathers dy's columns and W's rows as it loads tiles and scatters dW's rows as it stores: nothing copied (cuda_gemm.py) |
+| `linear_forward`, `dense_backward` | the same | the tiled GEMM, both backward products in one launch (or cuBLAS: `set_gemm`) |
+| `bias_grad` | `bias_grad` | coalesced column sums in float64 (cuda_select.py) |
+| `zero_unselected` | `zero_unselected` | one block per row, a binary search in the sorted rows |
+| `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
+| `softmax_xent_forward`, `softmax_xent_backward` | the same | one thread per example; the loss comes back as B numbers |
+| `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
+| `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one block per selected row, one fused pass (cuda_optim.py) |
+| `empty`, `zeros`, `to_device`, `to_host` | the same | numba device arrays: a step's data stays on the GPU |
+
 Where things are
 - here: the arrays, the selections' host side, the sparse backward products,
   the element-wise layers and the loss;

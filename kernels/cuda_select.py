@@ -1,7 +1,14 @@
 """The selections of the CUDA backend: a block-wide radix select, column sums, the union.
 
 `kernels/cuda.py` launches these; this file holds the parts that need block-wide
-cooperation. Everything goes through shared memory and `syncthreads` (no warp
+cooperation.
+
+| kernel | serves (reference.py) | the idea that makes it fast |
+| --- | --- | --- |
+| `topk_rows_kernel` | `topk_rows` | one block per row, `select_row`: the radix select below |
+| `topk_unified_kernel` | `topk_unified` (and `bias_grad`) | column sums by many blocks; the last block to finish (a counter) selects over the sums |
+| `bias_grad_kernel` | `bias_grad` | `col_sums`: COLS columns per block, the batch split over lanes, reduced in shared memory |
+| `union_kernel` | `union_rows` | one block: mark, then compact the marks with `block_scan` | Everything goes through shared memory and `syncthreads` (no warp
 shuffles or ballots), so Numba's CUDA simulator runs exactly this code.
 
 Top-k of one row by radix select (one block per row)

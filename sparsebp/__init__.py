@@ -11,11 +11,12 @@ from .layers import MODES, Dropout, Embedding, Linear, ReLU, SoftmaxCrossEntropy
 from .module import Module, Parameter, Sequential
 from .optim import SGD, AdaGrad, Adam, Optimizer
 from .serialize import LoadError, load, save
+from .warmup import warm_up
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "AdaGrad", "Dropout", "Embedding", "Linear", "LoadError", "MODES", "Module", "Optimizer",
     "Parameter", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backend_name", "load",
-    "rng", "save", "seed", "set_backend", "using",
+    "rng", "save", "seed", "set_backend", "using", "warm_up",
 ]

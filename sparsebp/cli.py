@@ -98,6 +98,9 @@ def _parser():
             if kwargs.get("type") is float:
                 kwargs = {**kwargs, "type": finite_float}
             t.add_argument(flag, **kwargs)
+    from . import explain
+    explain.add_arguments(sub.add_parser("explain", help="one meProp training step of a tiny layer, "
+                                         "printed in the paper's notation"))
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
     return p
@@ -175,6 +178,9 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "explain":
+            from . import explain
+            return explain.run(args)
         if args.command == "report":
             print(report(args.files))
             return 0

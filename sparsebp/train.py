@@ -15,6 +15,7 @@ from .backend import rng, synchronize
 from .layers import SoftmaxCrossEntropy
 from .optim import CLIP, SGD, AdaGrad, Adam
 from .timing import BackwardTimer
+from .warmup import kernels_note
 
 OPTIMIZERS = {"adam": Adam, "adagrad": AdaGrad, "sgd": SGD}
 # the paper's MNIST rates: the optimizers' own defaults, one set for the API and the CLI
@@ -134,8 +135,7 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
     checkpoint.check_targets(out, ckpt_dir, resume, overwrite)
     t0 = time.perf_counter()
     warm_up(cfg, task, data)
-    log(f"kernels ready in {time.perf_counter() - t0:.1f}s (Numba compiles them on the first "
-        "run, later runs load them from its cache)")
+    log(kernels_note(cfg.backend, time.perf_counter() - t0))
     seed(cfg.seed)
     model = task.build_model(cfg, data)
     opt = build_optimizer(model.parameters(), cfg)

@@ -43,3 +43,13 @@ def backend(request):
 @pytest.fixture
 def ref():
     return kernels.get("numpy")
+
+
+@pytest.fixture(autouse=True)
+def _restore_backend():
+    """A test that selects a backend (the CLI does) must not leak it into the next."""
+    import sparsebp as sb
+    name = sb.backend_name()
+    yield
+    if sb.backend_name() != name:
+        sb.set_backend(name)

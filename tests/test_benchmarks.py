@@ -3,7 +3,7 @@ validation runs, at tiny sizes. No timing is ever asserted."""
 import numpy as np
 import pytest
 
-from benchmarks import sections
+from benchmarks import ladder, sections
 
 
 @pytest.mark.parametrize("B,n,k", [(1, 7, 1), (3, 13, 4), (5, 40, 40), (6, 64, 5)])
@@ -61,3 +61,26 @@ def test_targets_table_from_results():
     assert rows["layer backward n=500 k=20 B=50: topk vs dense"]["got"] == "12.0x (threads)"
     assert rows["layer backward n=500 k=20 B=50: unified vs dense"]["met"] == "yes"
     assert rows["per-example top-k of a 50x500 dy, k=20"]["met"] == "NO"
+
+
+@pytest.mark.parametrize("B,n,k", [(1, 9, 2), (5, 17, 17)])
+def test_ladder_validation_passes(B, n, k):
+    dy, x, W = sections.layer_case(np.random.default_rng(B * n), B, n)
+    ladder.validate_ladder(dy, x, W, k)
+
+
+def test_ladder_validation_catches_a_wrong_rung(monkeypatch):
+    dy, x, W = sections.layer_case(np.random.default_rng(1), 3, 12)
+
+    def wrong(idx, dy, k):                      # the reference's selection, shifted by one
+        sections.R.topk_rows(idx, dy, k)
+        idx[0, 0] = (idx[0, 0] + 1) % dy.shape[1]
+    monkeypatch.setitem(ladder.RUNGS, "simple", type("Wrong", (), {"topk_rows": staticmethod(wrong)}))
+    with pytest.raises(AssertionError, match="simple topk_rows differs"):
+        ladder.validate_ladder(dy, x, W, 3)
+
+
+def test_ladder_bench_rows(monkeypatch):
+    fake = lambda fns: {name: 2.0 if "simple" in name else 1.0 for name in fns}  # noqa: E731
+    rows = ladder.bench_ladder(fake, Bs=(2,), ns=(16,), ks=(3,))
+    assert rows[0]["topk_rows_speedup"] == 2.0 and rows[0]["unified_backward_tuned_us"] == 1.0
