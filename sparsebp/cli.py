@@ -40,6 +40,9 @@ def _add_common(t, d):
     t.add_argument("--checkpoint", default=None, metavar="DIR", help="save a checkpoint here after each epoch")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=int, default=d.threads,
+                   help="threads for BLAS and Numba (sb.set_threads); 0: their defaults. "
+                        "Pin (e.g. 1) when several jobs share the machine")
 
 
 def _parser():
@@ -57,6 +60,8 @@ def _parser():
             t.add_argument(flag, **kwargs)
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
+    from . import bench
+    bench.add_parser(sub)
     return p
 
 
@@ -88,7 +93,8 @@ def _validate(a, task):
               (a.batch_size >= 1, "--batch-size must be >= 1"), (a.epochs >= 1, "--epochs must be >= 1"),
               (0 <= a.dropout < 1, "--dropout must be in [0, 1)"), (a.limit >= 0, "--limit must be >= 0"),
               (a.lr is None or a.lr > 0, "--lr must be > 0"), (a.clip >= 0, "--clip must be >= 0"),
-              (not a.resume or a.checkpoint, "--resume needs --checkpoint DIR")]
+              (not a.resume or a.checkpoint, "--resume needs --checkpoint DIR"),
+              (a.threads >= 0, "--threads must be >= 0")]
     return [msg for ok, msg in checks if not ok]
 
 
@@ -100,7 +106,7 @@ def _config(a, task):
                     lr=a.lr if a.lr is not None else T.DEFAULT_LR[a.optimizer],
                     clip=a.clip, dense_adam=a.dense_adam, dropout=a.dropout, seed=a.seed,
                     activation=a.activation, backend=a.backend, data=a.data or "", limit=a.limit,
-                    extra=extra)
+                    threads=a.threads, extra=extra)
 
 
 def main(argv=None):
@@ -109,6 +115,9 @@ def main(argv=None):
     if args.command == "report":
         print(report(args.files))
         return 0
+    if args.command == "bench":
+        from . import bench
+        return bench.main(args)
     task = tasks.get(args.task)
     cfg = _config(args, task)
     errors = _validate(args, task) + task.validate(cfg)
@@ -117,7 +126,10 @@ def main(argv=None):
     out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.mode}-k{cfg.k}-seed{cfg.seed}.json")
     try:
         from .backend import set_backend
+        from .threads import set_threads
         set_backend(cfg.backend)
+        if cfg.threads:
+            set_threads(cfg.threads)
         data = task.load(cfg)
         print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
               f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
