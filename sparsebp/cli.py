@@ -60,8 +60,8 @@ def _parser():
             t.add_argument(flag, **kwargs)
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
-    from . import bench
-    bench.add_parser(sub)
+    from . import bench_layer
+    bench_layer.add_parser(sub)
     return p
 
 
@@ -116,8 +116,8 @@ def main(argv=None):
         print(report(args.files))
         return 0
     if args.command == "bench":
-        from . import bench
-        return bench.main(args)
+        from . import bench_layer
+        return bench_layer.main(args)
     task = tasks.get(args.task)
     cfg = _config(args, task)
     errors = _validate(args, task) + task.validate(cfg)
