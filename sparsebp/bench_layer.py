@@ -94,6 +94,7 @@ def layer_grid(ns, batches, ks, modes, reference=False, timer=None, seed=0, log=
     the modes), `{mode}_ref_us` and `{mode}_vs_ref` (reference / ours) with reference;
     flop_limit n/k; spread (the largest of the modes'), load, judged, why."""
     timer = timer or bench.Timer()
+    log = log or (lambda s: None)
     rng = np.random.default_rng(seed)
     rows = []
     for n in ns:
@@ -127,8 +128,7 @@ def layer_grid(ns, batches, ks, modes, reference=False, timer=None, seed=0, log=
                 r["why"] = "; ".join(w for w in why if w)
                 r["judged"] = not r["why"]
                 rows.append(r)
-                if log:
-                    log(_line(r, modes))
+                log(_line(r, modes))
     return rows
 
 
