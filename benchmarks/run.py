@@ -27,7 +27,17 @@ except ImportError:
 
 from benchmarks import sections  # noqa: E402
 
-from sparsebp.bench import Timer  # noqa: E402,F401  (interleaved rounds; benchmarks/README.md)
+from sparsebp.bench import SPREAD_LIMIT, Timer  # noqa: E402  (interleaved rounds; benchmarks/README.md)
+
+
+class SectionTimer(Timer):
+    """A Timer that remembers the largest round spread it saw since `worst` was reset."""
+    worst = 0.0
+
+    def __call__(self, fns):
+        out = super().__call__(fns)
+        self.worst = max([self.worst, *self.spread.values()])
+        return out
 
 
 # ---------------------------------------------------------------- the machine
@@ -129,6 +139,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for BLAS, Numba and torch alike (default 1: the issue's one thread each)")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    ap.add_argument("--only", nargs="+", choices=["topk", "layer", "breakdown", "mlp", "torch"],
+                    help="run these sections only")
     a = ap.parse_args(argv)
     from sparsebp import bench
     bench.native_blas()                        # re-executes without OPENBLAS_CORETYPE / L2_SIZE
@@ -150,26 +162,33 @@ def main(argv=None):
           f"({c['backward_ratio']:.1f}x; hidden layers {c['hidden_backward_ratio']:.1f}x); weights updated "
           f"by a unified step {c['unified_weights_sparsebp']:,} of {c['weights']:,}")
     sizes = sections.QUICK if a.quick else sections.FULL
-    timer = Timer(budget_s=0.02, min_rounds=3) if a.quick else Timer()
-    res["topk"] = sections.bench_topk(timer, **sizes["topk"])
-    show(res, "topk")
-    res["layer"] = sections.bench_layer(timer, **sizes["layer"])
-    show(res, "layer")
-    res["breakdown"] = sections.bench_breakdown(timer)
-    show(res, "breakdown")
-    res["mlp"] = sections.bench_mlp(timer, **sizes["mlp"])
-    show(res, "mlp")
-    res["torch"] = sections.bench_torch(timer, sizes["mlp"]["Bs"], a.threads, a.quick)
-    if res["torch"] is None:
-        print("\n## (d) PyTorch peers: skipped, torch is not importable (pip install torch)")
-    else:
-        show(res, "torch")
+    timer = SectionTimer(budget_s=0.02, min_rounds=3) if a.quick else SectionTimer()
+    res["spread"] = {}
+    want = set(a.only or ("topk", "layer", "breakdown", "mlp", "torch"))
+    for key, fn in (("topk", lambda: sections.bench_topk(timer, **sizes["topk"])),
+                    ("layer", lambda: sections.bench_layer(timer, **sizes["layer"])),
+                    ("breakdown", lambda: sections.bench_breakdown(timer)),
+                    ("mlp", lambda: sections.bench_mlp(timer, **sizes["mlp"])),
+                    ("torch", lambda: sections.bench_torch(timer, sizes["mlp"]["Bs"], a.threads, a.quick))):
+        if key not in want:
+            continue
+        timer.worst = 0.0
+        res[key] = fn()
+        res["spread"][key] = timer.worst
+        if res[key] is None:
+            print(f"\n## ({key}) skipped: torch is not importable (pip install torch)")
+        else:
+            show(res, key)
     loads = [res["machine"]["load"], os.getloadavg()[0]]
     res["load_end"] = loads[1]
     res["judged"] = not any(bench.load_check(v) for v in loads)
     if not res["judged"]:
         print(f"\nWARNING: load average {max(loads):.2f} above the {os.cpu_count()} cores during this run: "
-              "targets outside table (b) are not judged")
+              "the targets are not judged")
+    for key, s in res["spread"].items():
+        if s > SPREAD_LIMIT:
+            print(f"WARNING: section {key}: rounds spread up to {s:.0%} (> {SPREAD_LIMIT:.0%}): its targets "
+                  "are not judged")
     res["targets"] = sections.targets(res)
     show(res, "targets")
     if a.out:
