@@ -12,10 +12,8 @@ in a fresh interpreter with an empty cache. Sections (see benchmarks/README.md):
 first version of each meProp kernel (kernels/cpu_simple.py) beside the tuned one.
 """
 import argparse
-import ctypes
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,63 +28,24 @@ except ImportError:
 
 from benchmarks import ladder, sections  # noqa: E402
 
-# ---------------------------------------------------------------- timing
-class Timer:
-    """Times implementations side by side: rounds in which each runs a batch of calls
-    in turn (a batch lasts about `batch_s`), after warm-up; the result per
-    implementation is the median over the rounds of its mean time per call, in
-    microseconds. Interleaving the rounds spreads any drift of the machine (other
-    load, clock changes) over all implementations alike."""
+from sparsebp.bench import SPREAD_LIMIT, Timer  # noqa: E402  (interleaved rounds; benchmarks/README.md)
 
-    def __init__(self, budget_s=0.25, batch_s=0.002, min_rounds=7, max_rounds=300):
-        self.budget_s, self.batch_s = budget_s, batch_s
-        self.min_rounds, self.max_rounds = min_rounds, max_rounds
+
+class SectionTimer(Timer):
+    """A Timer that remembers the largest round spread it saw since `worst` was reset."""
+    worst = 0.0
 
     def __call__(self, fns):
-        """fns: {name: fn} -> {name: median microseconds per call}."""
-        inner, total = {}, 0.0
-        for name, fn in fns.items():
-            for _ in range(3):
-                fn()
-            t0 = time.perf_counter()
-            fn()
-            once = max(time.perf_counter() - t0, 1e-7)
-            inner[name] = max(1, int(self.batch_s / once))
-            total += inner[name] * once
-        rounds = int(min(max(self.budget_s * len(fns) / total, self.min_rounds), self.max_rounds))
-        ts = {name: np.empty(rounds) for name in fns}
-        for r in range(rounds):
-            for name, fn in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(inner[name]):
-                    fn()
-                ts[name][r] = (time.perf_counter() - t0) / inner[name]
-        return {name: float(np.median(t) * 1e6) for name, t in ts.items()}
+        out = super().__call__(fns)
+        self.worst = max([self.worst, *self.spread.values()])
+        return out
 
 
 # ---------------------------------------------------------------- the machine
-def _openblas():
-    """The OpenBLAS that numpy loaded (ctypes handle, symbol prefix), or (None, None)."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower() and "/" in ln})
-    except OSError:
-        return None, None
-    for p in paths:
-        lib = ctypes.CDLL(p)
-        for pre, suf in [("scipy_openblas_", "64_"), ("openblas_", "64_"), ("openblas_", "")]:
-            if hasattr(lib, f"{pre}get_num_threads{suf}"):
-                return lib, (pre, suf)
-    return None, None
-
-
 def set_threads(n):
-    """The same number of threads for OpenBLAS, Numba and torch (when importable)."""
-    import numba
-    lib, (pre, suf) = _openblas()
-    if lib is not None:
-        getattr(lib, f"{pre}set_num_threads{suf}")(ctypes.c_int(n))
-    numba.set_num_threads(n)
+    """The same number of threads for BLAS, Numba (sb.set_threads) and torch (when importable)."""
+    import sparsebp as sb
+    sb.set_threads(n)
     try:
         import torch
         torch.set_num_threads(n)
@@ -95,33 +54,13 @@ def set_threads(n):
 
 
 def machine():
-    import numba
-    info = {"python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
-            "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "numba_threads": numba.get_num_threads(), "numba_threading_layer": None,
-            "parallel_min_work": getattr(sections.C, "PARALLEL_MIN_WORK", None)}
-    try:
-        info["numba_threading_layer"] = numba.threading_layer()
-    except ValueError:                      # no parallel region has run yet
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    lib, (pre, suf) = _openblas()
-    if lib is not None:
-        cfg = getattr(lib, f"{pre}get_config{suf}")
-        cfg.restype = ctypes.c_char_p
-        info["blas"] = cfg().decode()
-        info["blas_threads"] = getattr(lib, f"{pre}get_num_threads{suf}")()
-    else:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        info["blas"], info["blas_threads"] = f"{blas.get('name')} {blas.get('version')}", None
+    """sparsebp.bench.machine() (BLAS kernel, threads, load) and torch's version and threads."""
+    from sparsebp import bench
+    info = bench.machine()
+    info["parallel_min_work"] = getattr(sections.C, "PARALLEL_MIN_WORK", None)
     try:
         import torch
-        info["torch"] = torch.__version__
-        info["torch_threads"] = torch.get_num_threads()
+        info["torch"], info["torch_threads"] = torch.__version__, torch.get_num_threads()
     except ImportError:
         info["torch"] = info["torch_threads"] = None
     return info
@@ -162,14 +101,14 @@ TABLES = {
         ("rows_us", "ours per example", US), ("argpartition_us", "np.argpartition per row", US),
         ("unified_us", "ours unified", US), ("argpartition_unified_us", "np.argpartition unified", US),
         ("rows_speedup", "per example vs argpartition", X)]),
-    "layer": ("(b) one Linear layer's backward (select + dx + dW), microseconds; "
-              "1 thread / all threads", [
-        ("B", "B", "{}"), ("n", "n_in = n_out", "{}"), ("k", "k", "{}"), ("dense_us", "dense BLAS", US),
-        ("topk_us", "top-k", US), ("topk_select_us", "of which select", US),
-        ("unified_us", "unified", US), ("topk_mt_us", "top-k, threads", US),
-        ("unified_mt_us", "unified, threads", US), ("topk_speedup", "top-k speed-up", X),
-        ("unified_speedup", "unified speed-up", X), ("topk_mt_speedup", "top-k, threads", X),
-        ("unified_mt_speedup", "unified, threads", X), ("flop_limit", "flop limit n/k", X)]),
+    "layer": ("(b) one Linear layer's backward (Linear.backward: bias, select, dx, dW), microseconds, "
+              "one thread; `sparsebp bench layer`", [
+        ("n", "n_in = n_out", "{}"), ("B", "B", "{}"), ("k", "k", "{}"), ("dense_us", "dense BLAS", US),
+        ("topk_us", "top-k", US), ("unified_us", "unified", US), ("topk_ref_us", "top-k, reference", US),
+        ("unified_ref_us", "unified, reference", US), ("topk_speedup", "top-k speed-up", X),
+        ("unified_speedup", "unified speed-up", X), ("unified_vs_ref", "unified vs reference", X),
+        ("flop_limit", "flop limit n/k", X), ("spread", "spread", "{:.0%}"), ("load", "load", "{:.2f}"),
+        ("judged", "judged", "{}")]),
     "breakdown": ("(b') where one layer's backward spends its time, B = 50, n = 500, k = 20, "
                   "one thread, microseconds", [("part", "part", "{}"), ("us", "time", US)]),
     "mlp": ("(c) MNIST MLP 784-500-500-10 training step (Adam), k = 20, microseconds", [
@@ -199,10 +138,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few sizes, short timings: a smoke run")
     ap.add_argument("--out", default=None, help="write the results as JSON to this file")
-    ap.add_argument("--threads", type=int, default=os.cpu_count(),
-                    help="threads for OpenBLAS, Numba and torch alike (default: all cores)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads for BLAS, Numba and torch alike (default 1: the issue's one thread each)")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    ap.add_argument("--only", nargs="+", choices=["topk", "layer", "breakdown", "mlp", "torch", "ladder"],
+                    help="run these sections only")
     a = ap.parse_args(argv)
+    from sparsebp import bench
+    bench.native_blas()                        # re-executes without OPENBLAS_CORETYPE / L2_SIZE
     set_threads(a.threads)
     res = {"machine": None, "quick": a.quick}
     if not a.no_compile:
@@ -211,7 +154,7 @@ def main(argv=None):
     sections.first_calls()                     # this process: compile or load from the cache
     res["first_calls_s"] = time.perf_counter() - t0
     res["machine"] = machine()
-    print("machine:", json.dumps(res["machine"]))
+    print(bench.describe(res["machine"]), f"; torch {res['machine']['torch']}")
     if "compile_s" in res:
         print(f"Numba JIT compile of the float32 kernels: {res['compile_s']:.2f} s with an empty "
               f"cache, {res['cache_load_s']:.2f} s loading them from the cache")
@@ -221,22 +164,34 @@ def main(argv=None):
           f"({c['backward_ratio']:.1f}x; hidden layers {c['hidden_backward_ratio']:.1f}x); weights updated "
           f"by a unified step {c['unified_weights_sparsebp']:,} of {c['weights']:,}")
     sizes = sections.QUICK if a.quick else sections.FULL
-    timer = Timer(budget_s=0.02, min_rounds=3) if a.quick else Timer()
-    res["topk"] = sections.bench_topk(timer, **sizes["topk"])
-    show(res, "topk")
-    res["layer"] = sections.bench_layer(timer, **sizes["layer"])
-    show(res, "layer")
-    res["breakdown"] = sections.bench_breakdown(timer)
-    show(res, "breakdown")
-    res["mlp"] = sections.bench_mlp(timer, **sizes["mlp"])
-    show(res, "mlp")
-    res["torch"] = sections.bench_torch(timer, sizes["mlp"]["Bs"], a.threads, a.quick)
-    if res["torch"] is None:
-        print("\n## (d) PyTorch peers: skipped, torch is not importable (pip install torch)")
-    else:
-        show(res, "torch")
-    res["ladder"] = ladder.bench_ladder(timer, **(ladder.QUICK if a.quick else ladder.FULL))
-    show(res, "ladder")
+    timer = SectionTimer(budget_s=0.02, min_rounds=3) if a.quick else SectionTimer()
+    res["spread"] = {}
+    want = set(a.only or ("topk", "layer", "breakdown", "mlp", "torch", "ladder"))
+    for key, fn in (("topk", lambda: sections.bench_topk(timer, **sizes["topk"])),
+                    ("layer", lambda: sections.bench_layer(timer, **sizes["layer"])),
+                    ("breakdown", lambda: sections.bench_breakdown(timer)),
+                    ("mlp", lambda: sections.bench_mlp(timer, **sizes["mlp"])),
+                    ("torch", lambda: sections.bench_torch(timer, sizes["mlp"]["Bs"], a.threads, a.quick)),
+                    ("ladder", lambda: ladder.bench_ladder(timer, **(ladder.QUICK if a.quick else ladder.FULL)))):
+        if key not in want:
+            continue
+        timer.worst = 0.0
+        res[key] = fn()
+        res["spread"][key] = timer.worst
+        if res[key] is None:
+            print(f"\n## ({key}) skipped: torch is not importable (pip install torch)")
+        else:
+            show(res, key)
+    loads = [res["machine"]["load"], os.getloadavg()[0]]
+    res["load_end"] = loads[1]
+    res["judged"] = not any(bench.load_check(v) for v in loads)
+    if not res["judged"]:
+        print(f"\nWARNING: load average {max(loads):.2f} above the {os.cpu_count()} cores during this run: "
+              "the targets are not judged")
+    for key, s in res["spread"].items():
+        if s > SPREAD_LIMIT:
+            print(f"WARNING: section {key}: rounds spread up to {s:.0%} (> {SPREAD_LIMIT:.0%}): its targets "
+                  "are not judged")
     res["targets"] = sections.targets(res)
     show(res, "targets")
     if a.out:

@@ -485,6 +485,11 @@ def topk_backward(dx, dW, dy, x, W, idx):
     split where the entries are, so both halves get the same work.
     """
     B, k = idx.shape
+    if B >= BLAS_MIN_BATCH:
+        rows = union_rows(idx, W.shape[0])
+        if len(rows) <= BLAS_MAX_UNION_PER_K * k:
+            _topk_blas(dx, dW, dy, x, W, idx, rows)
+            return
     _topk_backward(dx, dW, dy, x, W, idx, _threads(2 * B * k * x.shape[1], B))
 
 
@@ -527,6 +532,9 @@ def unified_backward(dx, dW, dy, x, W, idx):
     dykT: (k, B)), so both small products read their coefficients contiguously.
     """
     B, k = dy.shape[0], idx.shape[0]
+    if B >= BLAS_MIN_BATCH:
+        _unified_blas(dx, dW, dy, x, W, idx)
+        return
     _unified_backward(dx, dW, dy, x, W, idx, _threads(2 * B * k * x.shape[1], max(B, k)))
 
 
@@ -556,6 +564,52 @@ def _unified_backward(dx, dW, dy, x, W, idx, nt):
         for t in prange(nt):
             _unified_part(dx, dW, x, W, idx, dyk, dykT, ex, t * B // nt, (t + 1) * B // nt,
                           t * k // nt, (t + 1) * k // nt)
+
+
+# ---------------------------------------------------------------- dense gathered products: BLAS
+# When the kept entries fill a dense block, the two products are GEMMs of the
+# gathered rows, and BLAS runs them faster per multiply-add than the hand loops
+# above once the block is big enough to pay for the gathers and the calls. The
+# rule, measured on this machine, one thread each (benchmarks/README.md, "Kernels:
+# BLAS or hand loops"):
+# - unified, B >= BLAS_MIN_BATCH: BLAS ((B, k) x (k, n_in) and (k, B) x (B, n_in)):
+#   1.0-1.5x faster than the hand loops from B = 32 on, 3x at 256 x 4000, k = 50;
+#   below B = 32 the hand loops are 1.2-2.5x faster (B = 8: BLAS's fixed costs).
+# - per-example, B >= BLAS_MIN_BATCH: BLAS on the union of the selections (r rows,
+#   zeros where an example did not keep a row) only when r <= BLAS_MAX_UNION_PER_K * k:
+#   the hand loops do B k n_in multiply-adds, BLAS B r n_in, and BLAS was at most
+#   about 1.5x faster per multiply-add (even at r = 2k the hand loops were as fast).
+BLAS_MIN_BATCH = 32
+BLAS_MAX_UNION_PER_K = 1.5
+
+
+def _unified_blas(dx, dW, dy, x, W, idx):
+    """unified_backward by BLAS: dx = dy[:, idx] W[idx], dW[idx] = dy[:, idx]^T x."""
+    dyk = dy[:, idx]                       # (B, k), gathered once
+    np.matmul(dyk, W[idx], out=dx)
+    dW[idx] = dyk.T @ x
+
+
+@njit(cache=True)
+def _kept_columns(dy, idx, rows):
+    """(B, r) of dy's dtype: dy[b, rows[j]] where example b kept rows[j], else 0.
+    rows: (r,) int32 ascending, the union of idx (B, k)."""
+    pos = np.empty(dy.shape[1], np.int32)
+    for j in range(rows.shape[0]):
+        pos[rows[j]] = j
+    M = np.zeros((dy.shape[0], rows.shape[0]), dy.dtype)
+    for b in range(idx.shape[0]):
+        for j in range(idx.shape[1]):
+            M[b, pos[idx[b, j]]] = dy[b, idx[b, j]]
+    return M
+
+
+def _topk_blas(dx, dW, dy, x, W, idx, rows):
+    """topk_backward by BLAS over the union: M = the kept entries of dy[:, rows]
+    (zeros elsewhere), dx = M W[rows], dW[rows] = M^T x."""
+    M = _kept_columns(dy, idx, rows)
+    np.matmul(M, W[rows], out=dx)
+    dW[rows] = M.T @ x
 
 
 # ---------------------------------------------------------------- optimizers

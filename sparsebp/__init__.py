@@ -3,7 +3,8 @@
 The meProp backward is `meprop_backward` in `sparsebp/meprop.py`; the kernels it
 calls are specified in `kernels/reference.py`.
 """
-from ._kernels_path import _attach_kernels
+from .threads import set_threads, threads  # first: sets the OpenMP wait before Numba loads it
+from ._kernels_path import _attach_kernels  # noqa: E402
 
 _attach_kernels()   # sparsebp.kernels: the repository's top-level kernels/ folder
 from .backend import backend_name, rng, seed, set_backend, using
@@ -18,5 +19,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Adam", "AdaGrad", "Dropout", "Embedding", "Linear", "LoadError", "MODES", "Module", "Optimizer",
     "Parameter", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backend_name", "load",
-    "rng", "save", "seed", "set_backend", "using", "warm_up",
+    "rng", "save", "seed", "set_backend", "set_threads", "threads", "using", "warm_up",
 ]

@@ -72,9 +72,9 @@ def load(ckpt_dir, model, opt, cfg):
 
 
 def _check_config(saved, now, path):
-    """Every setting but the epoch count must match the checkpoint's."""
+    """Every setting but the epoch count and the threads (speed only) must match the checkpoint's."""
     diff = [f"{k}={saved.get(k)!r} there, {v!r} here" for k, v in now.items()
-            if k != "epochs" and saved.get(k) != v]
+            if k not in ("epochs", "threads") and saved.get(k) != v]
     if diff:
         raise ValueError(f"{path} was made with other settings: " + "; ".join(diff))
 

@@ -78,6 +78,9 @@ def _add_common(t, d):
     t.add_argument("--overwrite-checkpoint", action="store_true",
                    help="start afresh and replace the checkpoint in --checkpoint DIR (without it: refused)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--threads", type=int, default=d.threads,
+                   help="threads for BLAS and Numba (sb.set_threads); 0: their defaults. "
+                        "Pin (e.g. 1) when several jobs share the machine")
 
 
 def _parser():
@@ -103,6 +106,8 @@ def _parser():
                                          "printed in the paper's notation"))
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
+    from . import bench_layer
+    bench_layer.add_parser(sub)
     return p
 
 
@@ -158,7 +163,8 @@ def _validate(a, task):
               (a.lr is None or a.lr > 0, "--lr must be > 0"), (a.clip >= 0, "--clip must be >= 0"),
               (not a.resume or a.checkpoint, "--resume needs --checkpoint DIR"),
               (not a.overwrite_checkpoint or a.checkpoint, "--overwrite-checkpoint needs --checkpoint DIR"),
-              (not (a.resume and a.overwrite_checkpoint), "--resume and --overwrite-checkpoint exclude each other")]
+              (not (a.resume and a.overwrite_checkpoint), "--resume and --overwrite-checkpoint exclude each other"),
+              (a.threads >= 0, "--threads must be >= 0")]
     return [msg for ok, msg in checks if not ok]
 
 
@@ -170,7 +176,7 @@ def _config(a, task):
                     lr=a.lr if a.lr is not None else T.DEFAULT_LR[a.optimizer],
                     clip=a.clip, dense_adam=a.dense_adam, dropout=a.dropout, seed=a.seed,
                     activation=a.activation, backend=a.backend, data=a.data or "", limit=a.limit,
-                    extra=extra)
+                    threads=a.threads, extra=extra)
 
 
 def main(argv=None):
@@ -181,6 +187,9 @@ def main(argv=None):
         if args.command == "explain":
             from . import explain
             return explain.run(args)
+        if args.command == "bench":
+            from . import bench_layer
+            return bench_layer.main(args)
         if args.command == "report":
             print(report(args.files))
             return 0
@@ -222,7 +231,10 @@ def _train(parser, args):
     out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.mode}-k{cfg.k}-seed{cfg.seed}.json")
     checkpoint.check_targets(out, args.checkpoint, args.resume, args.overwrite_checkpoint)  # before any work
     from .backend import set_backend
+    from .threads import set_threads
     set_backend(cfg.backend)
+    if cfg.threads:
+        set_threads(cfg.threads)
     data = task.load(cfg)
     print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
           f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "

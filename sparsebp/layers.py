@@ -29,7 +29,7 @@ class Linear(Module):
     deviation sqrt(6 / (n_in + n_out)), zero bias.
     """
 
-    def __init__(self, n_in, n_out, k=None, mode="topk", dtype=np.float32):
+    def __init__(self, n_in, n_out, k=None, mode="topk", dtype=np.float32, weight=None, bias=None):
         if mode not in MODES:
             raise ValueError(f"Linear({n_in}->{n_out}): unknown mode {mode!r}; choose one of {MODES}")
         if k is None:
@@ -38,11 +38,27 @@ class Linear(Module):
             raise ValueError(f"Linear({n_in}->{n_out}): k={k!r} is out of range; "
                              f"need an integer 1 <= k <= n_out = {n_out}")
         self.n_in, self.n_out, self.k, self.mode = n_in, n_out, k, mode
-        std = np.sqrt(6.0 / (n_in + n_out))
-        W = rng().normal(0.0, std, (n_out, n_in)).astype(dtype)
-        self.weight = Parameter(K().to_device(W))
-        self.bias = Parameter(K().zeros((n_out,), dtype))
+        if weight is None:
+            std = np.sqrt(6.0 / (n_in + n_out))
+            weight = K().to_device(rng().normal(0.0, std, (n_out, n_in)).astype(dtype))
+        elif tuple(weight.shape) != (n_out, n_in):
+            raise ValueError(f"Linear({n_in}->{n_out}): weight must be ({n_out}, {n_in}), got {tuple(weight.shape)}")
+        if bias is None:
+            bias = K().zeros((n_out,), weight.dtype)
+        elif tuple(bias.shape) != (n_out,):
+            raise ValueError(f"Linear({n_in}->{n_out}): bias must be ({n_out},), got {tuple(bias.shape)}")
+        self.weight, self.bias = Parameter(weight), Parameter(bias)
         self.selected = None          # the last backward's selection: (B, k), (k,) or None
+
+    @classmethod
+    def from_weights(cls, W, b=None, k=None, mode="topk"):
+        """A Linear computing with the given arrays themselves, not copies: W (n_out,
+        n_in) and b (n_out,) (zeros when None), contiguous, in the backend's memory.
+        Layers built from one W share it (e.g. the modes of a speed experiment side
+        by side); an update through one layer moves them all."""
+        if not (getattr(W, "ndim", 0) == 2 and W.flags["C_CONTIGUOUS"]):
+            raise ValueError("Linear.from_weights: W must be a contiguous 2-d array (n_out, n_in)")
+        return cls(W.shape[1], W.shape[0], k=k, mode=mode, dtype=W.dtype, weight=W, bias=b)
 
     def __repr__(self):
         sel = "dense" if self.mode == "dense" else f"{self.mode}, k={self.k}"

@@ -42,6 +42,7 @@ class Config:
     backend: str = "cpu"
     data: str = ""
     limit: int = 0
+    threads: int = 0          # BLAS and Numba threads (sb.set_threads); 0: their defaults
     extra: dict = field(default_factory=dict)
 
 

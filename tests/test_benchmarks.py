@@ -54,12 +54,17 @@ def test_cost_model_numbers():
 
 
 def test_targets_table_from_results():
-    res = {"layer": [dict(B=50, n=500, k=20, topk_speedup=9.0, topk_mt_speedup=12.0,
-                          unified_speedup=11.0, unified_mt_speedup=9.0)],
-           "topk": [dict(B=50, n=500, k=20, rows_us=70.0)], "mlp": [], "torch": None}
+    cell = dict(B=50, n=500, k=20, dense_us=100.0, topk_speedup=2.0, unified_speedup=11.0, unified_vs_ref=1.2,
+                judged=True)
+    res = {"layer": [cell, dict(cell, n=4000, k=10, B=32, unified_speedup=120.0, topk_speedup=0.5,
+                                judged=False)],
+           "topk": [dict(B=50, n=500, k=20, rows_us=70.0)], "mlp": [], "torch": None, "judged": True}
     rows = {r["target"]: r for r in sections.targets(res)}
-    assert rows["layer backward n=500 k=20 B=50: topk vs dense"]["got"] == "12.0x (threads)"
-    assert rows["layer backward n=500 k=20 B=50: unified vs dense"]["met"] == "yes"
+    assert rows["layer n=500 k=20 B=50: topk vs dense"]["got"] == "2.0x"
+    assert rows["layer n=500 k=20 B=50: topk vs dense"]["met"] == "NO"
+    assert rows["layer n=500 k=20 B=50: unified vs dense"]["met"] == "yes"
+    assert rows["layer n>=2000 k=10 B<=32: unified vs dense"]["met"] == "not judged (yes)"
+    assert rows["layer, k/n <= 2%: topk vs dense, every cell"]["met"] == "not judged (NO)"
     assert rows["per-example top-k of a 50x500 dy, k=20"]["met"] == "NO"
 
 
