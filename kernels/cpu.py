@@ -27,7 +27,8 @@ from numba import get_num_threads, njit, prange
 
 from .cpu_optim import PRANGE_ONLY, adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
-    empty, linear_forward, mul, tanh_backward, tanh_forward, to_device, to_host, zeros,
+    empty, linear_forward, lstm_backward, lstm_forward, mul, tanh_backward, tanh_forward,
+    to_device, to_host, zeros,
 )
 
 name = "cpu"

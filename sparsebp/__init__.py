@@ -8,13 +8,14 @@ from ._kernels_path import _attach_kernels
 _attach_kernels()   # sparsebp.kernels: the repository's top-level kernels/ folder
 from .backend import backend_name, rng, seed, set_backend, using
 from .layers import MODES, Dropout, Embedding, Linear, ReLU, SoftmaxCrossEntropy, Tanh
+from .lstm import LSTM, BiLSTM
 from .module import Module, Parameter, Sequential
 from .optim import SGD, AdaGrad, Adam, Optimizer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "AdaGrad", "Dropout", "Embedding", "Linear", "MODES", "Module", "Optimizer", "Parameter",
+    "Adam", "AdaGrad", "BiLSTM", "Dropout", "Embedding", "LSTM", "Linear", "MODES", "Module", "Optimizer", "Parameter",
     "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backend_name", "rng",
     "seed", "set_backend", "using",
 ]

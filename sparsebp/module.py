@@ -71,7 +71,9 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    __call__ = lambda self, x: self.forward(x)  # noqa: E731
+    def __call__(self, *args, **kwargs):
+        """module(x) is module.forward(x); an LSTM takes module(x, lengths)."""
+        return self.forward(*args, **kwargs)
 
 
 class Sequential(Module):
