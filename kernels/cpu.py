@@ -27,8 +27,7 @@ from numba import get_num_threads, njit, prange
 
 from .cpu_optim import PRANGE_ONLY, adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
-    empty, linear_forward, lstm_backward, lstm_forward, mul, tanh_backward, tanh_forward,
-    to_device, to_host, zeros,
+    empty, linear_forward, mul, tanh_backward, tanh_forward, to_device, to_host, zeros,
 )
 
 name = "cpu"
@@ -546,3 +545,9 @@ def embedding_backward(dW, dy, ids):
     for i in range(ids.shape[0]):
         dW[ids[i]] += dy[i]
 
+
+
+# ---------------------------------------------------------------- LSTM recurrence
+# kernels/cpu_lstm.py builds on the helpers above (_select, _combo), so it is
+# imported last, once they exist.
+from .cpu_lstm import lstm_backward, lstm_forward  # noqa: E402,F401
