@@ -642,3 +642,9 @@ def embedding_backward(dW, dy, ids):
     for i in range(ids.shape[0]):
         dW[ids[i]] += dy[i]
 
+
+
+# ---------------------------------------------------------------- LSTM recurrence
+# kernels/cpu_lstm.py builds on the helpers above (_select, _combo), so it is
+# imported last, once they exist.
+from .cpu_lstm import lstm_backward, lstm_forward  # noqa: E402,F401

@@ -452,3 +452,20 @@ def embedding_backward(dW, dy, ids):
     ids = to_device(ids)
     _embedding_zero[_blocks(dy.size), THREADS](dW, ids)
     _embedding_add[_blocks(dy.size), THREADS](dW, to_device(dy), ids)
+
+
+# ---------------------------------------------------------------- LSTM recurrence
+def _no_lstm(name):
+    raise NotImplementedError(
+        f"kernels.cuda has no {name} (the LSTM's recurrence is written for the 'numpy' and "
+        f"'cpu' backends only): run the LSTM with sb.set_backend('cpu')")
+
+
+def lstm_forward(Hs, Cs, Gs, Zx, W_hh, lengths):
+    """Not written for the GPU; see kernels/reference.py."""
+    _no_lstm("lstm_forward")
+
+
+def lstm_backward(dZ, dW_hh, sel, dHs, Hs, Cs, Gs, W_hh, lengths, mode, per_gate):
+    """Not written for the GPU; see kernels/reference.py."""
+    _no_lstm("lstm_backward")

@@ -237,3 +237,125 @@ def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
     mhat = M[rows] / (1 - beta1 ** t)
     vhat = V[rows] / (1 - beta2 ** t)
     W[rows] -= (lr * mhat / (np.sqrt(vhat) + eps)).astype(W.dtype)
+
+
+# ---------------------------------------------------------------- LSTM recurrence
+# Time-major arrays: step t of every sequence is the contiguous block [t]. Gates
+# are stacked i, f, g, o along the 4H axis (input, forget, cell, output), so
+# W_hh: (4H, H) holds one gate unit per row, like W of a Linear layer. A step t
+# is live for sequence b when t < lengths[b]; padded steps (t >= lengths[b])
+# change no state and get no gradient.
+def sigmoid(z):
+    """1 / (1 + exp(-z)), written through tanh so that no exp overflows."""
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def lstm_forward(Hs, Cs, Gs, Zx, W_hh, lengths):
+    """The recurrence over T steps of B sequences.
+
+    Hs, Cs: (T+1, B, H) in/out: [0] is the initial state (read), [t+1] the state
+        after step t. A padded step copies the state: Hs[T] is each sequence's last h.
+    Gs: (T, B, 4H) out: the gates i, f, g, o after their nonlinearities; 0 when padded.
+    Zx: (T, B, 4H): the input side x_t W_ih^T + b, computed before for all steps.
+    W_hh: (4H, H); lengths: (B,) int32, each in [1, T].
+    Step: z = Zx[t] + h W_hh^T; i, f, o = sigmoid; g = tanh; c' = f c + i g;
+    h' = o tanh(c').
+    """
+    T, B, H4 = Zx.shape
+    H = H4 // 4
+    for t in range(T):
+        live = (t < lengths)[:, None]                # (B, 1)
+        z = Zx[t] + Hs[t] @ W_hh.T                   # (B, 4H)
+        i, f, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 3 * H:])
+        g = np.tanh(z[:, 2 * H:3 * H])
+        c = f * Cs[t] + i * g
+        h = o * np.tanh(c)
+        Gs[t] = np.where(live, np.concatenate([i, f, g, o], axis=1), 0)
+        Cs[t + 1] = np.where(live, c, Cs[t])
+        Hs[t + 1] = np.where(live, h, Hs[t])
+
+
+def _gate_grads(dh, dc, Gs_t, c_prev, c):
+    """One step's gradients: dz (B, 4H) of the pre-activations and dc through the
+    tanh of the output (returned as dc, before the forget gate)."""
+    H = dh.shape[1]
+    i, f, g, o = Gs_t[:, :H], Gs_t[:, H:2 * H], Gs_t[:, 2 * H:3 * H], Gs_t[:, 3 * H:]
+    tc = np.tanh(c)
+    dc = dc + dh * o * (1 - tc * tc)
+    dz = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                         dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)
+    return dz, dc
+
+
+def _select_step(sel_t, dz, mode, per_gate):
+    """meProp's selection at one step, by the same kernels as `meprop.select`.
+
+    sel_t: (B, kk) for "topk"/"random", (kk,) for "unified"; filled for "topk" and
+    "unified", read for "random" (drawn before). dz: (B, 4H), the live examples
+    only. per_gate: k units of each gate (kk = 4k) instead of k of the 4H."""
+    if mode == "random":
+        return
+    if not per_gate:
+        (topk_rows if mode == "topk" else topk_unified)(sel_t, dz, sel_t.shape[-1])
+        return
+    B, H4 = dz.shape
+    H, k = H4 // 4, sel_t.shape[-1] // 4
+    for q in range(4):                             # gate q: its units are [qH, (q+1)H)
+        part = sel_t[..., q * k:(q + 1) * k]
+        got = np.empty(part.shape, np.int32)
+        (topk_rows if mode == "topk" else topk_unified)(got, dz[:, q * H:(q + 1) * H], k)
+        part[...] = got + q * H
+
+
+def lstm_backward(dZ, dW_hh, sel, dHs, Hs, Cs, Gs, W_hh, lengths, mode, per_gate):
+    """Backpropagation through time with meProp at every step.
+
+    dZ: (T, B, 4H) out: dL/dz at every step, in full (before the selection; the
+        bias takes it whole); 0 at padded steps.
+    dW_hh: (4H, H) out: sum over steps of dz_kept^T h_prev; only the rows some step
+        selected are written (all rows when mode is "dense").
+    sel: (T, B, kk) int32 for "topk" and "random", (T, kk) for "unified"; unused
+        (any shape) for "dense". Out for "topk"/"unified", in for "random"; -1 at
+        padded steps (and, unified, at steps no sequence reaches).
+    dHs: (T, B, H): dL/dh_t from above; ignored at padded steps.
+    Hs, Cs, Gs, W_hh, lengths: as lstm_forward left them.
+    mode: "dense", "topk", "unified" or "random"; per_gate: see `_select_step`.
+
+    At step t (from the last): dh = dHs[t] + the recurrent dh; dz from the gates;
+    meProp keeps kk entries of each live example's dz (unified: kk units for the
+    live examples together, by their column sums); only those flow into dh_prev =
+    dz_kept W_hh and into dW_hh. dc_prev = dc f flows in full (no product there).
+    """
+    T, B, H4 = dZ.shape
+    H = H4 // 4
+    dh, dc = np.zeros((B, H), dZ.dtype), np.zeros((B, H), dZ.dtype)
+    kept = np.zeros_like(dZ)                         # (T, B, 4H) dz with the kept entries only
+    if mode in ("topk", "unified"):
+        sel[...] = -1
+    for t in range(T - 1, -1, -1):
+        live = t < lengths                          # (B,) bool
+        dh = dh + np.where(live[:, None], dHs[t], 0)
+        dz, dc = _gate_grads(dh, dc, Gs[t], Cs[t], Cs[t + 1])
+        dz[~live] = 0
+        dZ[t] = dz
+        if mode == "dense":
+            kept[t] = dz
+        elif live.any():
+            lv = np.flatnonzero(live)
+            if mode == "unified":
+                _select_step(sel[t], dz[lv], mode, per_gate)
+                kept[t][np.ix_(lv, sel[t])] = dz[np.ix_(lv, sel[t])]
+            else:
+                s = sel[t][lv]
+                _select_step(s, dz[lv], mode, per_gate)
+                sel[t][lv] = s
+                rows_b = np.repeat(lv, s.shape[1])
+                kept[t][rows_b, s.ravel()] = dz[rows_b, s.ravel()]
+        dh = kept[t] @ W_hh                          # (B, H): only the kept rows of W_hh
+        dc = dc * Gs[t][:, H:2 * H]                  # through the forget gate; 0 when padded
+    full = np.einsum("tbr,tbh->rh", kept, Hs[:-1])   # (4H, H)
+    if mode == "dense":
+        dW_hh[:] = full
+    else:
+        rows = np.unique(sel[sel >= 0])
+        dW_hh[rows] = full[rows]

@@ -44,23 +44,26 @@ def select(dy, k, mode):
     raise ValueError(f"unknown meProp mode {mode!r}; choose one of {MODES}")
 
 
-def meprop_backward(dx, dW, db, dy, x, W, k, mode):
+def meprop_backward(dx, dW, db, dy, x, W, k, mode, selected=None):
     """The backward of y = x W^T + b with meProp's sparsified dy.
 
     dx: (B, n_in) out; dW: (n_out, n_in) out, valid only in the returned rows;
     db: (n_out,) out, or None for a product without bias; dy: (B, n_out);
     x: (B, n_in); W: (n_out, n_in); k: units kept (ignored when mode is "dense").
+    selected: a selection made already, (B, k) or (k,) int32 as `select` returns
+        (the LSTM's recurrence selects at each step and its input side reuses
+        those); None: select here.
 
     Returns (selected, rows): the selection (see `select`) and the sorted (r,)
     int32 rows of dW that were written (None: all rows, a dense backward).
     """
     if db is not None:
         K().bias_grad(db, dy)                          # the full dy, every mode
-    idx = select(dy, k, mode)
+    idx = select(dy, k, mode) if selected is None else selected
     if idx is None:                                    # normal backprop
         K().dense_backward(dx, dW, dy, x, W)
         return None, None
-    if mode == "unified":                              # (k,): gather, two small GEMMs, scatter
+    if idx.ndim == 1:                                  # unified (k,): gather, two small GEMMs, scatter
         K().unified_backward(dx, dW, dy, x, W, idx)
         return idx, idx
     K().topk_backward(dx, dW, dy, x, W, idx)           # (B, k): per-example selections

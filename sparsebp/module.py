@@ -112,8 +112,9 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def __call__(self, *args):
-        return self.forward(*args)
+    def __call__(self, *args, **kwargs):
+        """module(x) is module.forward(x); an LSTM takes module(x, lengths)."""
+        return self.forward(*args, **kwargs)
 
     def __repr__(self):
         return f"{type(self).__name__}()"

@@ -55,9 +55,10 @@ def build_optimizer(params, cfg):
 
 def _meprop_rows(model):
     """(rows updated, rows) over the meProp layers' weights in the last backward."""
-    mep = [m for m in model.modules() if getattr(m, "mode", "dense") != "dense"]
-    done = sum(m.weight.shape[0] if m.weight.rows is None else len(m.weight.rows) for m in mep)
-    return done, sum(m.weight.shape[0] for m in mep)
+    mep = [p for m in model.modules() if getattr(m, "mode", "dense") != "dense"
+           for p in m.parameters() if len(p.shape) == 2]          # their weight matrices
+    done = sum(p.shape[0] if p.rows is None else len(p.rows) for p in mep)
+    return done, sum(p.shape[0] for p in mep)
 
 
 def timed_layers(model):

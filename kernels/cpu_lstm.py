@@ -1,0 +1,221 @@
+"""Numba CPU kernels of the LSTM's recurrence: `lstm_forward` and `lstm_backward`,
+the same names and arguments as in `kernels/reference.py` (read those first).
+
+Each is one jitted call over all T steps of the batch: a Python loop over steps
+would pay the interpreter and a dispatch per step and per kernel (at one sentence
+of 25 words, more than the arithmetic). Inside:
+- the recurrent product z += h W_hh^T is written out (no BLAS inside Numba without
+  SciPy): 4 rows of W_hh times 2 sequences per pass, so each loaded row serves 2
+  sequences and each h vector 4 rows (8 running sums; `reassoc` lets LLVM keep them
+  in vector registers). It skips the sequences that have ended;
+- meProp's selection at each step is `_select`, the kernel `topk_rows` runs on each
+  row (the same tie rule, the same result);
+- dh_prev = dz_kept W_hh combines the k kept rows of W_hh (`_combo`); dense, all 4H
+  rows, two sequences per pass (`_combo2`);
+- dW_hh, meProp: each kept entry adds dz h_prev to its row (k H per sequence and
+  step), the union of rows zeroed first; dense: one BLAS product after the loop.
+"""
+import numpy as np
+from numba import njit
+
+from .cpu import _col_abs_sums, _combo, _combo2, _select
+
+_MODES = {"dense": 0, "topk": 1, "unified": 2, "random": 3}
+_FAST = {"reassoc", "contract"}    # sums of products in any order: within float tolerance
+
+
+@njit(cache=True, fastmath=_FAST)
+def _dot4x2(z, W, h, r, b0, b1):
+    """z[b0, r:r+4] += W[r:r+4] h[b0], and the same for b1 (b1 = b0 to do one)."""
+    w0, w1, w2, w3, x0, x1 = W[r], W[r + 1], W[r + 2], W[r + 3], h[b0], h[b1]
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z[b0, r] * 0
+    for i in range(W.shape[1]):
+        a0, a1 = x0[i], x1[i]
+        s00 += w0[i] * a0
+        s01 += w1[i] * a0
+        s02 += w2[i] * a0
+        s03 += w3[i] * a0
+        s10 += w0[i] * a1
+        s11 += w1[i] * a1
+        s12 += w2[i] * a1
+        s13 += w3[i] * a1
+    z[b0, r] += s00
+    z[b0, r + 1] += s01
+    z[b0, r + 2] += s02
+    z[b0, r + 3] += s03
+    if b1 != b0:
+        z[b1, r] += s10
+        z[b1, r + 1] += s11
+        z[b1, r + 2] += s12
+        z[b1, r + 3] += s13
+
+
+@njit(cache=True)
+def _add_recurrent(z, h, W, live, n):
+    """z[b] += W h[b] for the n sequences b in live[:n]. z: (B, 4H); h: (B, H); W: (4H, H)."""
+    for r in range(0, W.shape[0], 4):                # 4H: always a multiple of 4
+        for q in range(0, n - 1, 2):
+            _dot4x2(z, W, h, r, live[q], live[q + 1])
+        if n % 2:
+            _dot4x2(z, W, h, r, live[n - 1], live[n - 1])
+
+
+@njit(cache=True)
+def _live_list(live, lengths, t):
+    """live[:n] = the sequences with t < lengths[b], ascending; returns n."""
+    n = 0
+    for b in range(lengths.shape[0]):
+        if t < lengths[b]:
+            live[n] = b
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@njit(cache=True)
+def lstm_forward(Hs, Cs, Gs, Zx, W_hh, lengths):
+    """As reference.lstm_forward. Hs, Cs: (T+1, B, H) in/out; Gs: (T, B, 4H) out;
+    Zx: (T, B, 4H); W_hh: (4H, H); lengths: (B,) int32 in [1, T]."""
+    T, B, H4 = Zx.shape
+    H = H4 // 4
+    z = np.empty((B, H4), Zx.dtype)
+    live = np.empty(B, np.int64)
+    for t in range(T):
+        n = _live_list(live, lengths, t)
+        for q in range(n):
+            z[live[q]] = Zx[t, live[q]]
+        _add_recurrent(z, Hs[t], W_hh, live, n)
+        for b in range(B):
+            if t >= lengths[b]:                      # padded: the state stays
+                Hs[t + 1, b] = Hs[t, b]
+                Cs[t + 1, b] = Cs[t, b]
+                Gs[t, b] = 0
+                continue
+            for u in range(H):
+                i = _sigmoid(z[b, u])
+                f = _sigmoid(z[b, H + u])
+                g = np.tanh(z[b, 2 * H + u])
+                o = _sigmoid(z[b, 3 * H + u])
+                c = f * Cs[t, b, u] + i * g
+                Cs[t + 1, b, u] = c
+                Hs[t + 1, b, u] = o * np.tanh(c)
+                Gs[t, b, u], Gs[t, b, H + u], Gs[t, b, 2 * H + u], Gs[t, b, 3 * H + u] = i, f, g, o
+
+
+@njit(cache=True)
+def _gate_grads(dz, dh, dc, G, c_prev, c):
+    """One sequence, one step: dz (4H,) out; dc (H,) in/out: + dh o (1 - tanh(c)^2)."""
+    H = dh.shape[0]
+    for u in range(H):
+        i, f, g, o = G[u], G[H + u], G[2 * H + u], G[3 * H + u]
+        tc = np.tanh(c[u])
+        d = dc[u] + dh[u] * o * (1 - tc * tc)
+        dc[u] = d
+        dz[u] = d * g * i * (1 - i)
+        dz[H + u] = d * c_prev[u] * f * (1 - f)
+        dz[2 * H + u] = d * i * (1 - g * g)
+        dz[3 * H + u] = dh[u] * tc * o * (1 - o)
+
+
+@njit(cache=True)
+def _select_parts(out, a, k, parts, key, cand, vals):
+    """out: (parts k,) the top-k of each of `parts` equal blocks of a, as unit indices
+    of a (block q's k indices + q n / parts); parts is 1 or 4 (per gate)."""
+    n = a.shape[0] // parts
+    for q in range(parts):
+        o = out[q * k:(q + 1) * k]
+        _select(o, a[q * n:(q + 1) * n], k, key, cand, vals)
+        for j in range(k):
+            o[j] += q * n
+
+
+@njit(cache=True)
+def _lstm_backward(dZ, dW_hh, sel, dHs, Hs, Cs, Gs, W_hh, lengths, mode, parts):
+    """The loop of lstm_backward; mode as _MODES. sel: (T, B, kk) or (T, 1, kk) unified."""
+    T, B, H4 = dZ.shape
+    H = H4 // 4
+    kk = sel.shape[2]
+    k = kk // parts
+    dh, dc, nxt = np.zeros((B, H), dZ.dtype), np.zeros((B, H), dZ.dtype), np.zeros((B, H), dZ.dtype)
+    live = np.empty(B, np.int64)
+    key, cand, vals = np.empty(H4, dZ.dtype), np.empty(H4, np.int32), np.empty(H4, dZ.dtype)
+    colsum, ckey, cvals = np.empty(H4, np.float64), np.empty(H4, np.float64), np.empty(H4, np.float64)
+    coef = np.empty(kk, dZ.dtype)
+    every = np.arange(H4).astype(np.int32)
+    for t in range(T - 1, -1, -1):
+        n = _live_list(live, lengths, t)
+        for b in range(B):
+            if t >= lengths[b]:
+                dZ[t, b] = 0
+                if mode != 2 and mode != 0:
+                    sel[t, b] = -1
+                continue
+            for u in range(H):
+                dh[b, u] += dHs[t, b, u]
+            _gate_grads(dZ[t, b], dh[b], dc[b], Gs[t, b], Cs[t, b], Cs[t + 1, b])
+        if mode == 1:
+            for q in range(n):
+                _select_parts(sel[t, live[q]], dZ[t, live[q]], k, parts, key, cand, vals)
+        elif mode == 2:
+            if n == 0:
+                sel[t, 0] = -1
+            else:
+                _col_abs_sums(colsum, dZ[t][live[:n]], 0, H4)
+                _select_parts(sel[t, 0], colsum, k, parts, ckey, cand, cvals)
+        if mode == 0:                                 # dense: all 4H rows, two sequences a pass
+            for q in range(0, n - 1, 2):
+                _combo2(nxt[live[q]], nxt[live[q + 1]], W_hh, every, dZ[t, live[q]], dZ[t, live[q + 1]])
+            if n % 2:
+                _combo(nxt[live[n - 1]], W_hh, every, dZ[t, live[n - 1]], 0, H4)
+        else:                                         # meProp: the kept rows of W_hh only
+            for q in range(n):
+                b = live[q]
+                s = sel[t, 0] if mode == 2 else sel[t, b]
+                for j in range(kk):
+                    coef[j] = dZ[t, b, s[j]]
+                _combo(nxt[b], W_hh, s, coef, 0, kk)
+        for b in range(B):
+            if t >= lengths[b]:
+                continue                               # dh, dc stay 0 before a sequence's end
+            for u in range(H):
+                dh[b, u] = nxt[b, u]
+                dc[b, u] *= Gs[t, b, H + u]
+    if mode != 0:
+        _sparse_dW(dW_hh, sel, dZ, Hs, lengths, mode == 2)
+
+
+@njit(cache=True, fastmath={"contract"})
+def _sparse_dW(dW, sel, dZ, Hs, lengths, unified):
+    """dW[r] = sum over the (t, b) that kept unit r of dZ[t, b, r] Hs[t, b]; the union
+    of the kept rows is zeroed first, no other row is touched."""
+    T, B, _ = dZ.shape
+    for t in range(T):
+        for b in range(B):
+            if t < lengths[b]:
+                for r in sel[t, 0] if unified else sel[t, b]:
+                    dW[r] = 0
+    for t in range(T):
+        for b in range(B):
+            if t < lengths[b]:
+                for r in sel[t, 0] if unified else sel[t, b]:
+                    v, x, w = dZ[t, b, r], Hs[t, b], dW[r]
+                    for i in range(w.shape[0]):
+                        w[i] += v * x[i]
+
+
+def lstm_backward(dZ, dW_hh, sel, dHs, Hs, Cs, Gs, W_hh, lengths, mode, per_gate):
+    """As reference.lstm_backward (same arguments); one jitted call for all steps,
+    then, dense, dW_hh = dZ^T h_prev over all steps as one BLAS product."""
+    T, B, H4 = dZ.shape
+    code = _MODES[mode]
+    if code == 0:
+        sel = np.empty((T, B, 1), np.int32)            # unused
+    elif code == 2:
+        sel = sel.reshape(T, 1, -1)                    # (T, kk): one row for the batch
+    _lstm_backward(dZ, dW_hh, sel, dHs, Hs, Cs, Gs, W_hh, lengths, code, 4 if per_gate else 1)
+    if code == 0:
+        np.matmul(dZ.reshape(T * B, H4).T, Hs[:-1].reshape(T * B, -1), out=dW_hh)
