@@ -104,6 +104,10 @@ def _parser():
     from . import explain
     explain.add_arguments(sub.add_parser("explain", help="one meProp training step of a tiny layer, "
                                          "printed in the paper's notation"))
+    e = sub.add_parser("eval-parse", help="UAS and LAS of a parsed CoNLL-U file against the gold one "
+                       "(words whose gold UPOS is PUNCT excluded; LAS compares the full DEPREL)")
+    e.add_argument("pred", help="the parser's output (CoNLL-U)")
+    e.add_argument("gold", help="the gold trees of the same words (CoNLL-U)")
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
     from . import bench_layer
@@ -156,6 +160,18 @@ def report(files):
     return "\n".join(lines)
 
 
+def eval_parse(pred, gold):
+    from .tasks.parse import score_files
+    try:
+        s = score_files(pred, gold)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"sparsebp: error: {e}", file=sys.stderr)
+        return 1
+    print(f"UAS {100 * s['uas']:.2f}  LAS {100 * s['las']:.2f}  ({s['words']} words scored, "
+          "punctuation excluded)")
+    return 0
+
+
 def _validate(a, task):
     checks = [(a.hidden >= 1, "--hidden must be >= 1"), (a.layers >= 1, "--layers must be >= 1"),
               (a.batch_size >= 1, "--batch-size must be >= 1"), (a.epochs >= 1, "--epochs must be >= 1"),
@@ -190,6 +206,8 @@ def main(argv=None):
         if args.command == "bench":
             from . import bench_layer
             return bench_layer.main(args)
+        if args.command == "eval-parse":
+            return eval_parse(args.pred, args.gold)
         if args.command == "report":
             print(report(args.files))
             return 0
