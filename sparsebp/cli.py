@@ -40,6 +40,9 @@ def _add_common(t, d):
     t.add_argument("--checkpoint", default=None, metavar="DIR", help="save a checkpoint here after each epoch")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --checkpoint DIR")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run as mpiexec -n P sparsebp train ... --distributed "
+                        "(needs the [mpi] extra; see sparsebp/distributed.py)")
 
 
 def _parser():
@@ -115,18 +118,36 @@ def main(argv=None):
     if errors:
         parser.error("; ".join(errors))
     out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.mode}-k{cfg.k}-seed{cfg.seed}.json")
+    if args.distributed:                   # every rank runs this; a failing one stops them all
+        from .distributed import Distributed
+        try:
+            dist = Distributed()
+        except RuntimeError as e:
+            print(f"sparsebp: error: {e}", file=sys.stderr)
+            return 1
+        return dist.run_or_abort(lambda: _train(args, task, cfg, out, dist))
+    return _train(args, task, cfg, out)
+
+
+def _train(args, task, cfg, out, dist=None):
     try:
         from .backend import set_backend
         set_backend(cfg.backend)
         data = task.load(cfg)
-        print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
-              f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
-              f"lr={cfg.lr} backend={cfg.backend}", flush=True)
+        if not dist or dist.is_root:
+            print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
+                  f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
+                  f"lr={cfg.lr} backend={cfg.backend}" + (f" ranks={dist.size}" if dist else ""),
+                  flush=True)
         res = T.run(cfg, data, out=out, ckpt_dir=args.checkpoint, resume=args.resume,
-                    log=lambda s: print(s, flush=True), progress=not args.no_progress)
+                    log=lambda s: print(s, flush=True), progress=not args.no_progress, dist=dist)
     except (ValueError, FileNotFoundError, FloatingPointError, RuntimeError) as e:
+        if dist:
+            raise                          # dist.run_or_abort stops every rank
         print(f"sparsebp: error: {e}", file=sys.stderr)
         return 1
+    if dist and not dist.is_root:
+        return 0
     b = res["best"]
     print(f"best dev epoch {b['epoch']}: dev {100 * b['dev_acc']:.2f}%  test {100 * b['test_acc']:.2f}%  "
           f"(results in {out})")
