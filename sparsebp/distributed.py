@@ -55,7 +55,7 @@ import traceback
 import numpy as np
 
 from . import meprop
-from .backend import K, _state, backend_name
+from .backend import K, backend_name, using_rng
 
 # The failures a user can cause (bad flags, a missing file): a message, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
@@ -75,8 +75,9 @@ class Distributed:
     """This process's place in the job and the gradient exchange.
 
     comm: an mpi4py communicator (default: every process of the job).
-    Counts, per step, the bytes this rank hands to the collectives and the
-    seconds it spends in them (waiting for slower ranks included).
+    Counts the bytes this rank hands to the collectives (`sent`: "allreduce"
+    and "allgatherv" of gradient values, "indices": row ids and the counts) and
+    the seconds it spends in them (waiting for slower ranks included).
     """
 
     def __init__(self, comm=None):
@@ -88,7 +89,8 @@ class Distributed:
         self.reset_counters()
 
     def reset_counters(self):
-        self.comm_s, self.bytes_sent, self.steps = 0.0, 0, 0
+        self.comm_s, self.steps = 0.0, 0
+        self.sent = {"allreduce": 0, "allgatherv": 0, "indices": 0}
 
     def start(self, results, seed):
         """Before the first epoch: record the job in results (a resumed run's
@@ -108,8 +110,8 @@ class Distributed:
         last = n_train % batch_size
         if batch_size < self.size or 0 < last < self.size:
             raise ValueError(f"--distributed with {self.size} ranks: every minibatch needs at "
-                             f"least {self.size} examples (--batch-size {batch_size}, "
-                             f"{n_train} training units leave a last one of {last or batch_size})")
+                             f"least {self.size} examples; --batch-size {batch_size} over "
+                             f"{n_train} training units makes one of {min(batch_size, last or batch_size)}")
         if backend_name() == "cuda":
             raise ValueError("--distributed runs on the CPU backends (cpu, numpy) for now")
 
@@ -117,8 +119,18 @@ class Distributed:
         """This rank's share of the global minibatch sel: (B,) -> (about B / P,)."""
         return np.array_split(sel, self.size)[self.rank]
 
+    def total(self, n_local):
+        """The global minibatch's number of outputs, from this shard's n_local:
+        an Allreduce of one number (a task's units, sentences, differ in outputs)."""
+        t0 = time.perf_counter()
+        n = self.comm.allreduce(n_local)
+        self.sent["indices"] += 8
+        self.comm_s += time.perf_counter() - t0
+        return n
+
     def scale(self, dlogits, n_local, n_global):
-        """Rescale the loss gradient of the shard's mean to the global mean's (in place)."""
+        """Rescale the gradient of the mean loss over this shard's n_local outputs
+        to that of the mean over the global minibatch's n_global (in place)."""
         dlogits *= dlogits.dtype.type(n_local / n_global)
 
     def sum(self, x):
@@ -130,13 +142,11 @@ class Distributed:
         """Within: dropout and random-k draw from this rank's own generator, and
         unified mode selects by the column sums of the global minibatch."""
         self.reset_counters()
-        shared = _state["rng"]
-        _state["rng"] = np.random.default_rng([self.seed, epoch, self.rank])
         meprop.set_column_sums_reducer(self.reduce_column_sums)
         try:
-            yield
+            with using_rng(np.random.default_rng([self.seed, epoch, self.rank])):
+                yield
         finally:
-            _state["rng"] = shared
             meprop.set_column_sums_reducer(None)
 
     # -- the exchange ------------------------------------------------------------
@@ -145,7 +155,8 @@ class Distributed:
         """s: (n_out,) this shard's column sums of |dy| -> the global minibatch's."""
         t0 = time.perf_counter()
         self.comm.Allreduce(self.MPI.IN_PLACE, s)
-        self._count(t0, s.nbytes)
+        self.sent["allreduce"] += s.nbytes
+        self.comm_s += time.perf_counter() - t0
         return s
 
     def exchange(self, params):
@@ -155,19 +166,18 @@ class Distributed:
         counts = np.array([-1 if p.rows is None else len(p.rows) for p in params], np.int64)
         every = np.empty((self.size, len(params)), np.int64)
         self.comm.Allgather(counts, every)
-        sent = counts.nbytes
         dense = [p for p, c in zip(params, every.T) if (c < 0).any()]
         sparse = [(p, c) for p, c in zip(params, every.T) if (c >= 0).all()]
         for p in dense:
             _zero_unselected(p)            # a rank that sent rows where others are dense
         rows, nbytes = self._gather_rows(sparse)
-        sent += nbytes
+        self.sent["indices"] += counts.nbytes + nbytes
         agreed = [(p, r[0]) for (p, c), r in zip(sparse, rows) if _same(r)]
         apart = [(p, r) for (p, c), r in zip(sparse, rows) if not _same(r)]
-        sent += self._allreduce(dense, agreed)
-        sent += self._allgather_rows(apart)
+        self.sent["allreduce"] += self._allreduce(dense, agreed)
+        self.sent["allgatherv"] += self._allgather_rows(apart)
         self.steps += 1
-        self._count(t0, sent)
+        self.comm_s += time.perf_counter() - t0
 
     def _gather_rows(self, sparse):
         """Every rank's row indices of each sparse parameter: [[(c,) int32 per rank]]."""
@@ -225,13 +235,10 @@ class Distributed:
             p.rows = u
         return mine.nbytes
 
-    def _count(self, t0, nbytes):
-        self.comm_s += time.perf_counter() - t0
-        self.bytes_sent += nbytes
-
     def stats(self):
         """This epoch's communication: seconds, and bytes this rank sent per step."""
-        return {"comm_s": self.comm_s, "comm_bytes_per_step": self.bytes_sent / max(self.steps, 1)}
+        return {"comm_s": self.comm_s,
+                "comm_bytes_per_step": sum(self.sent.values()) / max(self.steps, 1)}
 
     # -- failures ------------------------------------------------------------------
 

@@ -82,13 +82,14 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, ep
             sel = order[s:s + batch_size]
             mine = dist.shard(sel) if dist else sel
             inputs, targets = task.batch(data, mine)
+            n_all = dist.total(len(targets)) if dist else len(targets)
             t0 = time.perf_counter()
             loss = loss_fn(model(inputs), targets)
             synchronize()                          # a GPU timer must wait for the work
             t1 = time.perf_counter()
             dy = loss_fn.backward()
             if dist:                               # the mean over the global minibatch
-                dist.scale(dy, len(mine), len(sel))
+                dist.scale(dy, len(targets), n_all)
             model.backward(dy)
             synchronize()
             t2 = time.perf_counter()

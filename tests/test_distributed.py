@@ -4,6 +4,7 @@ Each test starts a small job (61 MNIST images, a 784-32-32-10 MLP, the NumPy
 backend: no compile) through tests/mpi_worker.py or the CLI. Skipped where
 mpi4py or mpiexec is missing (pip install ".[mpi]" brings both).
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -14,12 +15,12 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("mpi4py")
-MPIEXEC = shutil.which("mpiexec")
-pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
+import mpi_worker  # tests/ is on the path: pytest puts it there
+from conftest import assert_close
 
-import mpi_worker  # noqa: E402  (tests/ is on the path: pytest puts it there)
-from conftest import assert_close  # noqa: E402
+MPIEXEC = shutil.which("mpiexec")
+needs_mpi = pytest.mark.skipif(importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
+                               reason='needs mpi4py and mpiexec: pip install ".[mpi]"')
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "mpi_worker.py")
@@ -58,6 +59,7 @@ def _one_process(mode):
     return snapshots[1:]                                   # 0: warm-up
 
 
+@needs_mpi
 @pytest.mark.parametrize("mode", ["dense", "topk", "unified", "random"])
 def test_two_ranks_train_like_one_process(mode, tmp_path):
     res = mpiexec(2, WORKER, mode, str(tmp_path))
@@ -77,6 +79,7 @@ def test_two_ranks_train_like_one_process(mode, tmp_path):
     assert not np.array_equal(one[0][0], one[-1][0])     # it did train
 
 
+@needs_mpi
 @pytest.mark.parametrize("fault,msg", [("fail", "injected failure at step 3"), ("kill", "")])
 def test_a_failing_rank_stops_the_job(fault, msg, tmp_path):
     t0 = time.perf_counter()
@@ -89,6 +92,8 @@ def test_a_failing_rank_stops_the_job(fault, msg, tmp_path):
     assert not (tmp_path / "rank0.npz").exists()         # rank 0 did not finish either
 
 
+@needs_mpi
+@pytest.mark.slow
 def test_cli_results_and_resume(tmp_path):
     common = ["-m", "sparsebp", "train", "mnist", "--distributed", "--limit", "200", "--hidden", "16",
               "--k", "4", "--backend", "numpy", "--no-progress", "--seed", "2"]
@@ -114,3 +119,23 @@ def test_cli_results_and_resume(tmp_path):
     assert small.returncode != 0 and "every minibatch needs at least 2 examples" in small.stderr
     wrong = mpiexec(1, *common, "--epochs", "3", "--checkpoint", str(tmp_path / "b"), "--resume")
     assert wrong.returncode != 0 and "resume it with mpiexec -n 2" in wrong.stderr
+
+
+def test_without_mpi4py_the_cli_says_what_to_install(monkeypatch, capsys):
+    from sparsebp import cli
+    monkeypatch.setitem(sys.modules, "mpi4py", None)       # import mpi4py now fails
+    assert cli.main(["train", "mnist", "--distributed", "--limit", "20", "--no-progress"]) == 1
+    assert 'pip install "sparsebp[mpi]"' in capsys.readouterr().err
+
+
+def test_the_step_time_model_is_the_ring_formulas():
+    from benchmarks import mpi as bench
+    r = {"bytes": {"allreduce": 1e6, "allgatherv": 0, "indices": 0}}
+    beta = 10e9 / 8
+    assert bench.model_comm_s(r, 2, 10) == pytest.approx(2 * bench.LATENCY_S + 1e6 / beta
+                                                         + 2 * bench.LATENCY_S)
+    r = {"bytes": {"allreduce": 0, "allgatherv": 1e5, "indices": 400}}
+    P = 8
+    want = (2 * (P - 1) * bench.LATENCY_S + 2 * ((P - 1) * bench.LATENCY_S + (P - 1) * 400 / beta)
+            + (P - 1) * bench.LATENCY_S + (P - 1) * 1e5 / beta + P * 1e5 / bench.SUM_BYTES_PER_S)
+    assert bench.model_comm_s(r, P, 10) == pytest.approx(want)
