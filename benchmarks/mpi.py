@@ -6,11 +6,13 @@ exchange takes, and a model of larger jobs. Run it under mpiexec:
     mpiexec -n 2 python -m benchmarks.mpi --out benchmarks/results-mpi.json
 
 For the paper's MNIST MLP 784-h-h-10 (meProp on both hidden layers, k = 20,
-Adam, global minibatch 10, so 5 examples per rank at P = 2) and each mode, it
-trains a few steps on MNIST through `sparsebp.distributed` and measures, per
-step and rank: the bytes handed to each kind of collective, the time of the
-exchange alone (after a Barrier, so a slower rank's compute is not counted),
-and the compute (forward, backward, update). It then models the step time at
+Adam, global minibatch 10, so 5 examples per rank at P = 2) it trains dense,
+top-k and unified side by side for a few steps on MNIST through
+`sparsebp.distributed` and measures, per step and rank: the bytes handed to
+each kind of collective, the time of the exchange alone (after a Barrier, so
+a slower rank's compute is not counted), unified mode's column-sum Allreduce
+(inside the backward: it includes waiting for the slower rank) and the compute
+(forward, backward, update). It then models the step time at
 P = 8-64 on 10 and 100 Gbit/s links from those numbers (`model_comm_s`).
 """
 import argparse
@@ -27,49 +29,62 @@ LATENCY_S = 5e-6          # per message of a ring step: a typical cluster interc
 SUM_BYTES_PER_S = 5e9     # a core adding gathered rows into the gradient (assumed, memory-bound)
 
 
-def measure(dist, data, h, mode, k=20, batch=10, warm=3, steps=10):
-    """Train `steps` timed steps (after `warm` untimed ones) of 784-h-h-10 in mode;
-    returns this rank's medians per step (and the exchange's minimum, the least
-    disturbed by other load) and bytes per step by kind of call."""
+def measure(dist, data, h, modes=("dense", "topk", "unified"), k=20, batch=10, warm=3, steps=10):
+    """Train 784-h-h-10 in every mode side by side: `warm` untimed steps, then
+    `steps` timed ones, the modes taking turns step by step (so a burst of
+    load on the machine hits them alike). Returns one dict a mode: this rank's
+    medians per step (the exchange's minimum too, the least disturbed by other
+    load) and the bytes it sent per step by kind of call."""
     import sparsebp as sb
     from sparsebp import train as T
     from sparsebp.layers import SoftmaxCrossEntropy
     from sparsebp.tasks import mnist
 
-    cfg = T.Config(mode=mode, k=k, hidden=h, layers=2, batch_size=batch)
-    sb.seed(1)
-    model = mnist.build_model(cfg, data)
-    opt = T.build_optimizer(model.parameters(), cfg)
+    runs = []
+    for mode in modes:
+        cfg = T.Config(mode=mode, k=k, hidden=h, layers=2, batch_size=batch)
+        sb.seed(1)
+        model = mnist.build_model(cfg, data)
+        runs.append({"mode": mode, "model": model, "opt": T.build_optimizer(model.parameters(), cfg),
+                     "exchange": [], "colsum": [], "compute": [], "sent": None})
     loss_fn, order = SoftmaxCrossEntropy(), sb.rng().permutation(len(data.train_x))
-    dist.start({"epochs": []}, cfg.seed)
-    exch, comp = [], []
+    dist.start({"epochs": []}, 1)
     with dist.epoch(1):
         for s in range(warm + steps):
-            if s == warm:
-                dist.reset_counters()
             sel = order[s * batch:(s + 1) * batch]
             mine = dist.shard(sel)
-            t0 = time.perf_counter()
-            loss_fn(model(data.train_x[mine]), data.train_y[mine])
-            dy = loss_fn.backward()
-            dist.scale(dy, len(mine), len(sel))
-            model.backward(dy)
-            t1 = time.perf_counter()
-            dist.comm.Barrier()                    # time the exchange alone
-            t2 = time.perf_counter()
-            dist.exchange(model.parameters())
-            t3 = time.perf_counter()
-            opt.step()
-            t4 = time.perf_counter()
-            if s >= warm:
-                exch.append(t3 - t2)
-                comp.append(t1 - t0 + t4 - t3)
-    colsum_s = (dist.comm_s - sum(exch)) / steps   # unified mode's reduction, inside backward
-    return {"h": h, "mode": mode, "k": k, "batch": batch, "ranks": dist.size, "steps": steps,
-            "bytes": {n: b / steps for n, b in dist.sent.items()},
-            "exchange_s": float(np.median(exch)) + colsum_s,
-            "exchange_min_s": float(np.min(exch)) + colsum_s,
-            "compute_s": float(np.median(comp)) - colsum_s}
+            for r in runs:
+                _step(dist, r, loss_fn, data.train_x[mine], data.train_y[mine], len(sel), s >= warm)
+    return [{"h": h, "mode": r["mode"], "k": k, "batch": batch, "ranks": dist.size, "steps": steps,
+             "bytes": {n: b / steps for n, b in r["sent"].items()},
+             "exchange_s": float(np.median(r["exchange"])),
+             "exchange_min_s": float(np.min(r["exchange"])),
+             "colsum_s": float(np.median(r["colsum"])),
+             "compute_s": float(np.median(r["compute"]))} for r in runs]
+
+
+def _step(dist, r, loss_fn, x, y, n_global, timed):
+    """One training step of run r on this rank's shard (x, y); records its times."""
+    model = r["model"]
+    dist.reset_counters()
+    t0 = time.perf_counter()
+    loss_fn(model(x), y)
+    dy = loss_fn.backward()
+    dist.scale(dy, len(y), n_global)
+    model.backward(dy)
+    t1 = time.perf_counter()
+    colsum = dist.comm_s                       # unified mode's Allreduce, inside backward
+    dist.comm.Barrier()                        # time the exchange alone
+    t2 = time.perf_counter()
+    dist.exchange(model.parameters())
+    t3 = time.perf_counter()
+    r["opt"].step()
+    t4 = time.perf_counter()
+    if timed:
+        r["exchange"].append(t3 - t2)
+        r["colsum"].append(colsum)
+        r["compute"].append(t1 - t0 - colsum + t4 - t3)
+        r["sent"] = {n: (r["sent"] or {}).get(n, 0) + b for n, b in dist.sent.items()}
 
 
 def model_comm_s(r, P, gbit):
@@ -92,12 +107,13 @@ def tables(results):
     """Markdown: the measured bytes and times at P = 2, then the model."""
     dense = {r["h"]: r for r in results if r["mode"] == "dense"}
     lines = ["| h | mode | bytes/step/rank | vs dense | target h/(2k) | exchange ms, median (min) "
-             "| compute ms |", "|" + " --- |" * 7]
+             "| column sums ms | compute ms |", "|" + " --- |" * 8]
     for r in results:
         tot, d = sum(r["bytes"].values()), sum(dense[r["h"]]["bytes"].values())
         target = "" if r["mode"] == "dense" else f"{r['h'] / (2 * r['k']):.1f}x"
         lines.append(f"| {r['h']} | {r['mode']} | {tot / 1e3:,.1f} kB | {d / tot:.1f}x | {target} | "
                      f"{1e3 * r['exchange_s']:.2f} ({1e3 * r['exchange_min_s']:.2f}) | "
+                     f"{1e3 * r['colsum_s']:.2f} | "
                      f"{1e3 * r['compute_s']:.2f} |")
     lines += ["", "Model (weak scaling, 5 examples a rank; compute as measured here): step ms "
               "(communication ms)", "",
@@ -127,9 +143,7 @@ def main(argv=None):
     sizes = [(500, 10)] if a.quick else [(500, 30), (2000, 10), (8000, 4)]   # (h, timed steps)
     results = []
     for h, steps in sizes:
-        for mode in ("dense", "topk", "unified"):
-            results.append(dist.run_or_abort(lambda: measure(dist, data, h, mode, batch=a.batch,
-                                                             steps=steps)))
+        results += dist.run_or_abort(lambda: measure(dist, data, h, batch=a.batch, steps=steps))
     if dist.is_root:
         load = os.getloadavg()
         print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "

@@ -31,11 +31,14 @@ exchange reads only `grad` and `.rows`, see `sparsebp/module.py`):
 
 Collectives, not point-to-point messages: every rank needs every sum, and the
 MPI library picks the algorithm (ring, recursive doubling) for the message size.
-The result of these calls is the same bits on every rank, and the sparse sums
-run in the same order everywhere, so the ranks' weights stay bit-identical.
+MPICH's Allreduce hands every rank the same bits (the MPI standard advises it;
+tests/test_distributed.py checks the weights after every step), and the sparse
+sums run in the same order on every rank, so the ranks' weights stay identical.
 
-The loss is the mean over the global minibatch: `SoftmaxCrossEntropy` divides
-by the shard's size, so `scale` multiplies its gradient by shard / global size.
+The loss is the mean over the global minibatch's outputs: `SoftmaxCrossEntropy`
+divides by the shard's, so `scale` multiplies its gradient by shard / global
+outputs; the global number comes from an `Allreduce` of one int before the
+forward (a task's units, e.g. sentences, have different numbers of outputs).
 
 Randomness: the example order comes from the shared seeded generator (the same
 on every rank, the same as one process); dropout masks and random-k draws come

@@ -60,6 +60,14 @@ def _one_process(mode):
 
 
 @needs_mpi
+def test_exchange_sums_every_kind_of_gradient(tmp_path):
+    # 3 ranks: dense, row-sparse (different and equal rows), mixed and empty (mpi_worker.rank_grads)
+    res = mpiexec(3, WORKER, "exchange", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert sorted(os.listdir(tmp_path)) == ["ok0", "ok1", "ok2"]
+
+
+@needs_mpi
 @pytest.mark.parametrize("mode", ["dense", "topk", "unified", "random"])
 def test_two_ranks_train_like_one_process(mode, tmp_path):
     res = mpiexec(2, WORKER, mode, str(tmp_path))
