@@ -64,3 +64,15 @@ def seed(s):
 
 def rng():
     return _state["rng"]
+
+
+@contextlib.contextmanager
+def using_rng(generator):
+    """`with using_rng(g): ...` draws from g within the block, then from the
+    seeded generator again (data-parallel ranks draw dropout masks from their own)."""
+    old = _state["rng"]
+    _state["rng"] = generator
+    try:
+        yield
+    finally:
+        _state["rng"] = old

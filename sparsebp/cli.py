@@ -81,6 +81,9 @@ def _add_common(t, d):
     t.add_argument("--threads", type=int, default=d.threads,
                    help="threads for BLAS and Numba (sb.set_threads); 0: their defaults. "
                         "Pin (e.g. 1) when several jobs share the machine")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel over MPI: run as mpiexec -n P sparsebp train ... --distributed "
+                        "(needs the [mpi] extra; see sparsebp/distributed.py)")
 
 
 def _parser():
@@ -248,18 +251,30 @@ def _train(parser, args):
         parser.error("; ".join(errors))
     out = args.out or os.path.join("runs", f"{cfg.task}-{cfg.mode}-k{cfg.k}-seed{cfg.seed}.json")
     checkpoint.check_targets(out, args.checkpoint, args.resume, args.overwrite_checkpoint)  # before any work
+    if args.distributed:                   # every rank runs this; a failing one stops them all
+        from .distributed import Distributed
+        dist = Distributed()
+        return dist.run_or_abort(lambda: _run(args, task, cfg, out, dist))
+    return _run(args, task, cfg, out)
+
+
+def _run(args, task, cfg, out, dist=None):
     from .backend import set_backend
     from .threads import set_threads
     set_backend(cfg.backend)
     if cfg.threads:
         set_threads(cfg.threads)
     data = task.load(cfg)
-    print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
-          f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
-          f"lr={cfg.lr} backend={cfg.backend}", flush=True)
+    if not dist or dist.is_root:
+        print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
+              f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
+              f"lr={cfg.lr} backend={cfg.backend}" + (f" ranks={dist.size}" if dist else ""),
+              flush=True)
     res = T.run(cfg, data, out=out, ckpt_dir=args.checkpoint, resume=args.resume,
                 log=lambda s: print(s, flush=True), progress=not args.no_progress,
-                overwrite=args.overwrite_checkpoint)
+                overwrite=args.overwrite_checkpoint, dist=dist)
+    if dist and not dist.is_root:
+        return 0
     b = res["best"]
     print(f"best dev epoch {b['epoch']}: dev {100 * b['dev_acc']:.2f}%  test {100 * b['test_acc']:.2f}%  "
           f"(results in {out})")

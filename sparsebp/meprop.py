@@ -19,6 +19,19 @@ from .backend import K, rng
 
 MODES = ("dense", "topk", "unified", "random")
 
+# Unified mode picks k units by the column sums of |dy| over the minibatch. In
+# data-parallel training (sparsebp/distributed.py) each process holds a shard of
+# the minibatch, so its column sums must be summed over the processes first:
+# that function, (n_out,) host array -> (n_out,) host array, is set here.
+# None (one process): the fused kernel topk_unified sums and selects at once.
+_column_sums_reducer = None
+
+
+def set_column_sums_reducer(fn):
+    """Install fn (or None) as unified mode's reducer of column sums (see above)."""
+    global _column_sums_reducer
+    _column_sums_reducer = fn
+
 
 def select(dy, k, mode):
     """The units meProp keeps of dy: (B, n_out).
@@ -35,7 +48,11 @@ def select(dy, k, mode):
         return idx
     if mode == "unified":                # the official GPU code: by the column sums of |dy|
         idx = K().empty((k,), np.int32)
-        K().topk_unified(idx, dy, k)
+        if _column_sums_reducer is None:
+            K().topk_unified(idx, dy, k)
+        else:                            # the top k of the global minibatch's sums
+            sums = _column_sums_reducer(np.abs(K().to_host(dy)).sum(axis=0))
+            K().topk_unified(idx, K().to_device(sums.reshape(1, n_out)), k)
         return idx
     if mode == "random":                 # the paper's control: k units at random, fresh each pass
         keys = rng().random((B, n_out))

@@ -1,6 +1,7 @@
 """The training loop: minibatches, timing of forward/backward/update, evaluation,
 per-epoch results and checkpoints. Task-independent: the task module
 (`sparsebp/tasks/`) makes the batches, builds the model and evaluates it."""
+import contextlib
 import inspect
 import json
 import math
@@ -67,23 +68,37 @@ def timed_layers(model):
     return [m for m in model.modules() if hasattr(m, "mode")]
 
 
-def train_epoch(model, opt, task, data, batch_size, progress=None):
-    """One pass over the task's training units in a seeded random order; returns the stats."""
+def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, epoch=1):
+    """One pass over the task's training units in a seeded random order; returns the stats.
+
+    dist: a `distributed.Distributed` (data-parallel: this process trains on its
+    shard of each minibatch, then the gradients are summed over the processes),
+    or None; epoch: the epoch's number (seeds each process's own generator).
+    """
     loss_fn = SoftmaxCrossEntropy()
     order = rng().permutation(task.n_train(data))
     t = {"forward_s": 0.0, "backward_s": 0.0, "update_s": 0.0}
     total_loss, rows_frac, steps = 0.0, 0.0, 0
-    with BackwardTimer(timed_layers(model)) as timer:
+    with BackwardTimer(timed_layers(model)) as timer, \
+            (dist.epoch(epoch) if dist else contextlib.nullcontext()):
         for s in range(0, len(order), batch_size):
             sel = order[s:s + batch_size]
-            inputs, targets = task.batch(data, sel)
+            mine = dist.shard(sel) if dist else sel
+            inputs, targets = task.batch(data, mine)
+            n_all = dist.total(len(targets)) if dist else len(targets)
             t0 = time.perf_counter()
             loss = loss_fn(model(inputs), targets)
             synchronize()                          # a GPU timer must wait for the work
             t1 = time.perf_counter()
-            model.backward(loss_fn.backward())
+            dy = loss_fn.backward()
+            if dist:                               # the mean over the global minibatch
+                dist.scale(dy, len(targets), n_all)
+            model.backward(dy)
             synchronize()
             t2 = time.perf_counter()
+            if dist:                               # timed apart, as comm_s
+                dist.exchange(model.parameters())
+            t2x = time.perf_counter()
             opt.step()
             synchronize()
             t3 = time.perf_counter()
@@ -92,8 +107,8 @@ def train_epoch(model, opt, task, data, batch_size, progress=None):
                                          "try a lower --lr or --clip")
             t["forward_s"] += t1 - t0
             t["backward_s"] += t2 - t1
-            t["update_s"] += t3 - t2
-            total_loss += loss * len(sel)
+            t["update_s"] += t3 - t2x
+            total_loss += loss * len(mine)
             done, rows = _meprop_rows(model)
             rows_frac += done / rows if rows else 1.0
             steps += 1
@@ -102,6 +117,9 @@ def train_epoch(model, opt, task, data, batch_size, progress=None):
                 if steps % 50 == 0:
                     progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
     t["linear_backward_s"] = timer.seconds
+    if dist:
+        total_loss = dist.sum(total_loss)
+        t.update(dist.stats())
     return dict(train_loss=total_loss / len(order), rows_frac=rows_frac / max(steps, 1), **t)
 
 
@@ -123,7 +141,8 @@ def warm_up(cfg, task, data):
     synchronize()
 
 
-def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=True, overwrite=False):
+def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=True, overwrite=False,
+        dist=None):
     """Train cfg on the data of its task (`tasks.get(cfg.task).load(cfg)`); returns
     the results dict.
 
@@ -131,7 +150,13 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
     a checkpoint after every epoch; `resume` continues from that checkpoint.
     Both places are checked before training; an existing checkpoint is replaced
     only with `overwrite` (`checkpoint.check_targets`).
+    dist: a `distributed.Distributed` for data-parallel training; then only
+    its rank 0 logs, evaluates and writes (the others return no epochs' scores).
     """
+    if dist:
+        dist.check_batches(tasks.get(cfg.task).n_train(data), cfg.batch_size)
+        if not dist.is_root:
+            out, log, progress = None, lambda s: None, False
     from .backend import seed
     task = tasks.get(cfg.task)
     checkpoint.check_targets(out, ckpt_dir, resume, overwrite)
@@ -145,13 +170,18 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
     if resume:
         results = checkpoint.load(ckpt_dir, model, opt, cfg)
         log(f"resumed from {ckpt_dir} after epoch {len(results['epochs'])}")
+    if dist:
+        dist.start(results, cfg.seed)
     bar = _progress_bar(task.n_train(data), progress)
     for epoch in range(len(results["epochs"]) + 1, cfg.epochs + 1):
         if bar is not None:
             bar.reset()
             bar.set_description(f"epoch {epoch}/{cfg.epochs}")
-        stats = train_epoch(model, opt, task, data, cfg.batch_size, bar)
+        stats = train_epoch(model, opt, task, data, cfg.batch_size, bar, dist, epoch)
         row = {"epoch": epoch, "train_loss": stats.pop("train_loss")}
+        if dist and not dist.is_root:              # rank 0 evaluates and writes
+            results["epochs"].append(row)
+            continue
         for split in ("dev", "test"):
             row.update({f"{split}_{k}": v for k, v in task.evaluate(model, data, split).items()})
         row.update(stats)
@@ -172,7 +202,9 @@ def format_epoch(r):
     return (f"epoch {r['epoch']:3d}  loss {r['train_loss']:.4f}  dev {100 * r['dev_acc']:.2f}%  "
             f"test {100 * r['test_acc']:.2f}%  forward {r['forward_s']:.2f}s  "
             f"backward {r['backward_s']:.2f}s (linear {r['linear_backward_s']:.2f}s)  "
-            f"update {r['update_s']:.2f}s  rows updated {100 * r['rows_frac']:.1f}%")
+            f"update {r['update_s']:.2f}s  rows updated {100 * r['rows_frac']:.1f}%"
+            + (f"  comm {r['comm_s']:.2f}s, {r['comm_bytes_per_step'] / 1e3:.1f} kB/step"
+               if "comm_s" in r else ""))
 
 
 def _progress_bar(total, enabled):
