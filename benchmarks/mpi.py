@@ -29,12 +29,13 @@ LATENCY_S = 5e-6          # per message of a ring step: a typical cluster interc
 SUM_BYTES_PER_S = 5e9     # a core adding gathered rows into the gradient (assumed, memory-bound)
 
 
-def measure(dist, data, h, modes=("dense", "topk", "unified"), k=20, batch=10, warm=3, steps=10):
+def measure(dist, data, h, modes=("dense", "topk", "unified"), k=20, batch=10, warm=3, steps=10,
+            rounds=20):
     """Train 784-h-h-10 in every mode side by side: `warm` untimed steps, then
     `steps` timed ones, the modes taking turns step by step (so a burst of
-    load on the machine hits them alike). Returns one dict a mode: this rank's
-    medians per step (the exchange's minimum too, the least disturbed by other
-    load) and the bytes it sent per step by kind of call."""
+    load on the machine hits them alike); then `_repeat_exchange`. Returns one
+    dict a mode: this rank's medians per step (the exchange's minimum too, the
+    least disturbed by other load) and the bytes it sent per step by kind of call."""
     import sparsebp as sb
     from sparsebp import train as T
     from sparsebp.layers import SoftmaxCrossEntropy
@@ -55,12 +56,37 @@ def measure(dist, data, h, modes=("dense", "topk", "unified"), k=20, batch=10, w
             mine = dist.shard(sel)
             for r in runs:
                 _step(dist, r, loss_fn, data.train_x[mine], data.train_y[mine], len(sel), s >= warm)
+    _repeat_exchange(dist, runs, rounds)
     return [{"h": h, "mode": r["mode"], "k": k, "batch": batch, "ranks": dist.size, "steps": steps,
              "bytes": {n: b / steps for n, b in r["sent"].items()},
              "exchange_s": float(np.median(r["exchange"])),
              "exchange_min_s": float(np.min(r["exchange"])),
+             "exchange_alone_s": float(np.median(r["alone"])),
              "colsum_s": float(np.median(r["colsum"])),
              "compute_s": float(np.median(r["compute"]))} for r in runs]
+
+
+def _repeat_exchange(dist, runs, rounds):
+    """The exchange alone: each mode's last gradients exchanged again and again
+    (restored each time), the modes taking turns, with no compute in between
+    (on a loaded machine, a rank that has just computed for long is the first
+    the scheduler takes the core from: that waiting is not the exchange's)."""
+    for r in runs:
+        params = r["model"].parameters()
+        r["saved"] = [(p.rows, p.grad.copy()) for p in params]
+        r["alone"] = []
+    for _ in range(rounds):
+        for r in runs:
+            params = r["model"].parameters()
+            for p, (rows, g) in zip(params, r["saved"]):
+                p.rows = rows
+                p.grad[...] = g
+            dist.comm.Barrier()
+            t0 = time.perf_counter()
+            dist.exchange(params)
+            r["alone"].append(time.perf_counter() - t0)
+    for r in runs:
+        del r["saved"]
 
 
 def _step(dist, r, loss_fn, x, y, n_global, timed):
@@ -106,13 +132,14 @@ def model_comm_s(r, P, gbit):
 def tables(results):
     """Markdown: the measured bytes and times at P = 2, then the model."""
     dense = {r["h"]: r for r in results if r["mode"] == "dense"}
-    lines = ["| h | mode | bytes/step/rank | vs dense | target h/(2k) | exchange ms, median (min) "
-             "| column sums ms | compute ms |", "|" + " --- |" * 8]
+    lines = ["| h | mode | bytes/step/rank | vs dense | target h/(2k) | exchange ms: in training, "
+             "median (min) | alone | column sums ms | compute ms |", "|" + " --- |" * 9]
     for r in results:
         tot, d = sum(r["bytes"].values()), sum(dense[r["h"]]["bytes"].values())
         target = "" if r["mode"] == "dense" else f"{r['h'] / (2 * r['k']):.1f}x"
         lines.append(f"| {r['h']} | {r['mode']} | {tot / 1e3:,.1f} kB | {d / tot:.1f}x | {target} | "
                      f"{1e3 * r['exchange_s']:.2f} ({1e3 * r['exchange_min_s']:.2f}) | "
+                     f"{1e3 * r['exchange_alone_s']:.2f} | "
                      f"{1e3 * r['colsum_s']:.2f} | "
                      f"{1e3 * r['compute_s']:.2f} |")
     lines += ["", "Model (weak scaling, 5 examples a rank; compute as measured here): step ms "
@@ -140,10 +167,11 @@ def main(argv=None):
     dist = Distributed()
     sb.set_backend("cpu")
     data = load_mnist()
-    sizes = [(500, 10)] if a.quick else [(500, 30), (2000, 10), (8000, 4)]   # (h, timed steps)
+    sizes = [(500, 10, 10)] if a.quick else [(500, 30, 40), (2000, 10, 20), (8000, 4, 6)]   # h, steps, rounds
     results = []
-    for h, steps in sizes:
-        results += dist.run_or_abort(lambda: measure(dist, data, h, batch=a.batch, steps=steps))
+    for h, steps, rounds in sizes:
+        results += dist.run_or_abort(lambda: measure(dist, data, h, batch=a.batch, steps=steps,
+                                                     rounds=rounds))
     if dist.is_root:
         load = os.getloadavg()
         print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "

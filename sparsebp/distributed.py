@@ -60,8 +60,9 @@ import numpy as np
 from . import meprop
 from .backend import K, backend_name, using_rng
 
-# The failures a user can cause (bad flags, a missing file): a message, no traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+# The failures a user can cause (bad flags, a missing file, a diverged run, a
+# missing library): a message, no traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, RuntimeError)
 
 
 def _mpi():
@@ -175,8 +176,8 @@ class Distributed:
             _zero_unselected(p)            # a rank that sent rows where others are dense
         rows, nbytes = self._gather_rows(sparse)
         self.sent["indices"] += counts.nbytes + nbytes
-        agreed = [(p, r[0]) for (p, c), r in zip(sparse, rows) if _same(r)]
-        apart = [(p, r) for (p, c), r in zip(sparse, rows) if not _same(r)]
+        agreed = [(p, r[0]) for (p, _), r in zip(sparse, rows) if _same(r)]
+        apart = [(p, r) for (p, _), r in zip(sparse, rows) if not _same(r)]
         self.sent["allreduce"] += self._allreduce(dense, agreed)
         self.sent["allgatherv"] += self._allgather_rows(apart)
         self.steps += 1
@@ -254,7 +255,7 @@ class Distributed:
             if isinstance(e, SystemExit) and not e.code:
                 raise
             where = f"rank {self.rank} of {self.size}"
-            if isinstance(e, USER_ERRORS + (RuntimeError,)):
+            if isinstance(e, USER_ERRORS):
                 msg = f"sparsebp: error ({where}): {e}"
             else:
                 msg = f"sparsebp: {where} failed:\n{traceback.format_exc()}"

@@ -97,6 +97,8 @@ def test_a_failing_rank_stops_the_job(fault, msg, tmp_path):
     if msg:                      # the failing rank says who and why
         assert "rank 1 of 2" in res.stderr and msg in res.stderr, res.stderr
         assert "stopping all 2 ranks" in res.stderr
+    else:                        # mpiexec says which rank died of what
+        assert "signal 9" in res.stdout + res.stderr, res.stdout + res.stderr
     assert not (tmp_path / "rank0.npz").exists()         # rank 0 did not finish either
 
 
