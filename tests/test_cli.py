@@ -260,3 +260,12 @@ def test_dev_size_and_classes_flags(tiny, tmp_path, capsys):
     assert "--classes" in line
     assert cli.main([*tiny, "--epochs", "1", "--classes", "201"]) == 0
     assert "201 classes" in capsys.readouterr().out
+
+
+def test_every_float_flag_of_every_task_is_checked_for_finiteness():
+    from sparsebp import tasks
+    train = cli._parser()._subparsers._group_actions[0].choices["train"]
+    for name in tasks.TASKS:
+        sub = train._subparsers._group_actions[0].choices[name]
+        floats = [a for a in sub._actions if a.type in (float, cli.finite_float)]
+        assert floats and all(a.type is cli.finite_float for a in floats), name
