@@ -16,6 +16,11 @@ from .layers import SoftmaxCrossEntropy
 from .optim import CLIP, SGD, AdaGrad, Adam
 from .timing import BackwardTimer
 
+OPTIMIZERS = {"adam": Adam, "adagrad": AdaGrad, "sgd": SGD}
+# the paper's MNIST rates: the optimizers' own defaults, one set for the API and the CLI
+DEFAULT_LR = {name: inspect.signature(cls).parameters["lr"].default for name, cls in OPTIMIZERS.items()}
+
+
 @dataclass
 class Config:
     """Everything that defines a run; saved in the results file and checkpoints."""
@@ -37,11 +42,6 @@ class Config:
     data: str = ""
     limit: int = 0
     extra: dict = field(default_factory=dict)
-
-
-OPTIMIZERS = {"adam": Adam, "adagrad": AdaGrad, "sgd": SGD}
-# the paper's MNIST rates: the optimizers' own defaults, one set for the API and the CLI
-DEFAULT_LR = {name: inspect.signature(cls).parameters["lr"].default for name, cls in OPTIMIZERS.items()}
 
 
 def build_optimizer(params, cfg):
