@@ -227,7 +227,8 @@ def build(mode, backend="cpu", k=20):
         kk = None if mode == "dense" else k
         model = sb.Sequential(sb.Linear(784, 500, k=kk, mode=mode), sb.ReLU(),
                               sb.Linear(500, 500, k=kk, mode=mode), sb.ReLU(), sb.Linear(500, 10))
-        return model, sb.Adam(model.parameters(), lr=1e-3), sb.SoftmaxCrossEntropy()
+        # clip=0: the unclipped Adam of the PyTorch peer (and of the numbers in the README)
+        return model, sb.Adam(model.parameters(), lr=1e-3, clip=0.0), sb.SoftmaxCrossEntropy()
 
 
 def train_step(model, opt, loss_fn):

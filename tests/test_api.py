@@ -205,3 +205,12 @@ def test_save_refuses_objects_and_load_a_directory(tmp_path):
         sb.load(tmp_path)
     with pytest.raises(FileNotFoundError, match="no such file"):
         sb.load(tmp_path / "none.npz")
+
+
+def test_a_failed_write_names_the_file_and_leaves_no_temporary_file(tmp_path):
+    from sparsebp.serialize import WriteError, atomic_write
+    target = tmp_path / "taken"
+    target.mkdir()                                  # a directory where the file should go
+    with pytest.raises(WriteError, match=rf"could not write {target} \(3 bytes\)"):
+        atomic_write(target, b"abc")
+    assert os.listdir(tmp_path) == ["taken"] and os.listdir(target) == []
