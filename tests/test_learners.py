@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -153,6 +154,7 @@ def test_kernels_note_says_what_the_warm_up_did():
     assert out.startswith("NUMBA_DISABLE_JIT=1: the Numba kernels run as plain Python")
 
 
+@pytest.mark.big                    # on cuda: a minute of the simulator for no more coverage
 def test_warm_up_leaves_the_seeded_generator_alone(backend):
     import sparsebp as sb
     sb.seed(7)
