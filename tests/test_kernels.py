@@ -92,7 +92,8 @@ def test_topk_with_many_ties_and_special_values(kern, dtype):
     rng = np.random.default_rng(11)
     tiny = np.finfo(dtype).smallest_subnormal
     for dy in [rng.integers(-3, 4, (3, 29)).astype(dtype),
-               rng.choice(np.array([0.0, -0.0, np.inf, -np.inf, 1.5, -1.5, tiny, -2 * tiny], dtype), (2, 31))]:
+               rng.choice(np.array([0.0, -0.0, np.inf, -np.inf, 1.5, -1.5, tiny, -2 * tiny], dtype),
+                          (2, 31))]:
         for k in (1, 6, dy.shape[1]):
             want, wu = np.empty((len(dy), k), np.int32), np.empty(k, np.int32)
             R.topk_rows(want, dy, k)
