@@ -97,9 +97,10 @@ def test_pdb_breakpoint_lines_in_the_readme_are_valid():
     assert len(bps) >= 3
     for path, line, fn, code in bps:
         lines = (ROOT / path).read_text().splitlines()
-        assert lines[line - 1].strip() == code, f"{path}:{line} is now {lines[line - 1].strip()!r}"
         first, last = _functions(ROOT / path)[fn]
-        assert first < line <= last, f"{path}:{line} is not inside {fn}"
+        now = [i + 1 for i in range(first, last) if lines[i].strip() == code]
+        assert first < line <= last and lines[line - 1].strip() == code, \
+            f"README: b {path}:{line} no longer stops at {code!r} in {fn}; it is now line {now}"
 
 
 def test_the_pdb_recipe_stops_inside_the_kernels():
