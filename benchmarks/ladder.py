@@ -51,7 +51,8 @@ def bench_ladder(timer, Bs, ns, ks):
                 R.topk_unified(u, dys[0][0], k)
                 fns = {}
                 for rung, impl in RUNGS.items():
-                    fns[f"topk_rows_{rung}_us"] = cycling(lambda dy, impl=impl: impl.topk_rows(idx, dy, k), dys)
+                    fns[f"topk_rows_{rung}_us"] = cycling(
+                        lambda dy, impl=impl: impl.topk_rows(idx, dy, k), dys)
                     fns[f"topk_backward_{rung}_us"] = cycling(
                         lambda dy, impl=impl: impl.topk_backward(dx, dW, dy, x, W, idx), dys)
                     fns[f"unified_backward_{rung}_us"] = cycling(

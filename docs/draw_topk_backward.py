@@ -70,7 +70,8 @@ def _grouped_panel(x0, y0, keep):
 
 
 def _matrix_panel(x0, y0, title, note, rows, fill):
-    out = [_text(x0 + M * 12 / 2, y0 - 30, title, 13, weight="bold"), _text(x0 + M * 12 / 2, y0 - 12, note, 11)]
+    mid = x0 + M * 12 / 2
+    out = [_text(mid, y0 - 30, title, 13, weight="bold"), _text(mid, y0 - 12, note, 11)]
     for r in range(N):
         for c in range(M):
             out.append(_rect(x0 + c * 12, y0 + r * 18, 12, 18, fill if r in rows else FADE, "#cccccc"))

@@ -4,6 +4,12 @@ W, G and every state array are 2-D (n_rows, n_cols) device arrays (a bias comes
 as (n, 1)); `rows` lists the rows to update, and every other row of W and of the
 state stays bit-identical, as in `kernels/reference.py`.
 
+| kernel | implements (reference.py) | the idea that makes it fast |
+| --- | --- | --- |
+| `sgd_rows` | `sgd_rows` | one block per selected row, threads along it: W[r] -= lr g[r], clipped |
+| `adagrad_rows` | `adagrad_rows` | the same layout; H and W updated in one pass |
+| `adam_rows` | `adam_rows` | the same layout; M, V, T and W in one pass, the bias corrections once per row |
+
 What makes them fast:
 - One block per selected row, threads along the row: only the selected rows of
   W, G and the state are read or written, every access coalesced, and each

@@ -16,14 +16,6 @@ from sparsebp.tasks import mnist as mnist_task
 from test_data import write_set
 
 
-@pytest.fixture(autouse=True)
-def _restore_backend():
-    """The CLI sets the process-wide backend (numpy here); later tests expect theirs."""
-    name = sb.backend_name()
-    yield
-    sb.set_backend(name)
-
-
 @pytest.fixture
 def tiny(tmp_path):
     """A 60-image MNIST-layout set (10 dev, 50 train) and the flags of a quick
