@@ -201,6 +201,9 @@ def add_parser(sub):
                     help="BLAS and Numba threads (default 1: ratios of one core each; 0: their defaults)")
     lp.add_argument("--reference", action="store_true", help="time each sparse mode on the NumPy reference too")
     lp.add_argument("--budget", type=float, default=0.25, help="seconds of timing per mode and cell")
+    lp.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: elapsed time (what is judged); cpu: this thread's CPU time (needs "
+                         "--threads 1): less disturbed by other processes on a loaded machine")
     lp.add_argument("--json", default=None, metavar="OUT", help="write machine, config and rows here")
     lp.add_argument("--png", default=None, metavar="OUT", help="speed-up vs n per mode (default: --json's "
                     "name with .png)")
@@ -212,6 +215,8 @@ def main(a):
     bench.native_blas()                                  # may re-execute this process
     bad = [f"--{name} values must be >= 1" for name in ("n", "batch", "k") if min(getattr(a, name)) < 1]
     bad += ["--threads must be >= 0"] if a.threads < 0 else []
+    bad += ["--clock cpu needs --threads 1 (it sees this thread's CPU time only)"] \
+        if a.clock == "cpu" and a.threads != 1 else []
     if bad:
         print("sparsebp bench: error: " + "; ".join(bad), file=__import__("sys").stderr)
         return 2
@@ -225,7 +230,7 @@ def main(a):
     if bench.load_check(m["load"]):
         print(f"WARNING: {bench.load_check(m['load'])}: timings are not judged", flush=True)
     config = {k: v for k, v in vars(a).items() if k not in ("command", "bench")}
-    rows = layer_grid(a.n, a.batch, a.k, a.modes, a.reference, bench.Timer(budget_s=a.budget), a.seed,
+    rows = layer_grid(a.n, a.batch, a.k, a.modes, a.reference, bench.Timer(budget_s=a.budget, clock=a.clock), a.seed,
                       log=lambda s: print(s, flush=True))
     m["load_end"] = os.getloadavg()[0]
     print("\n" + table(rows, a.modes))
