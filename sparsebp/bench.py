@@ -80,6 +80,20 @@ def load_check(load, cores=None):
     return f"load {load:.2f} > {cores} cores" if load > cores else ""
 
 
+def start(n_threads=1):
+    """What every benchmark does first: native BLAS (may re-execute the process), its
+    threads (`set_threads`; 0 leaves the defaults), the machine line and a warning when
+    the load already exceeds the cores. Returns `machine()`."""
+    native_blas()
+    if n_threads:
+        set_threads(n_threads)
+    m = machine()
+    print(describe(m), flush=True)
+    if load_check(m["load"]):
+        print(f"WARNING: {load_check(m['load'])}: the timings below are not judged", flush=True)
+    return m
+
+
 # ---------------------------------------------------------------- timing
 class Timer:
     """Times implementations side by side: rounds in which each runs a batch of calls

@@ -14,6 +14,7 @@ rounds spread by more than 20% (`bench.SPREAD_LIMIT`).
 """
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -212,23 +213,16 @@ def add_parser(sub):
 
 def main(a):
     """Runs `sparsebp bench layer` with the parsed arguments; returns the exit status."""
-    bench.native_blas()                                  # may re-execute this process
     bad = [f"--{name} values must be >= 1" for name in ("n", "batch", "k") if min(getattr(a, name)) < 1]
     bad += ["--threads must be >= 0"] if a.threads < 0 else []
     bad += ["--clock cpu needs --threads 1 (it sees this thread's CPU time only)"] \
         if a.clock == "cpu" and a.threads != 1 else []
     if bad:
-        print("sparsebp bench: error: " + "; ".join(bad), file=__import__("sys").stderr)
+        print("sparsebp bench: error: " + "; ".join(bad), file=sys.stderr)
         return 2
-    if a.threads:
-        from .threads import set_threads
-        set_threads(a.threads)
+    m = bench.start(a.threads)                           # may re-execute this process
     from .backend import set_backend
     set_backend("cpu")
-    m = bench.machine()
-    print(bench.describe(m), flush=True)
-    if bench.load_check(m["load"]):
-        print(f"WARNING: {bench.load_check(m['load'])}: timings are not judged", flush=True)
     config = {k: v for k, v in vars(a).items() if k not in ("command", "bench")}
     rows = layer_grid(a.n, a.batch, a.k, a.modes, a.reference, bench.Timer(budget_s=a.budget, clock=a.clock), a.seed,
                       log=lambda s: print(s, flush=True))
