@@ -115,22 +115,26 @@ def layer_grid(ns, batches, ks, modes, reference=False, timer=None, seed=0, log=
                             validate(layer, be, x, dy)
                         fns[mode if be == "cpu" else f"{mode}_ref"] = _backward_fn(layer, be, inputs)
                 t = timer(fns)
-                load = max(load0, os.getloadavg()[0])
-                r = dict(n=n, B=B, k=k, flop_limit=n / k, load=load)
-                r.update({f"{name}_us": v for name, v in t.items()})
-                for mode in modes:
-                    if "dense" in t and mode != "dense":
-                        r[f"{mode}_speedup"] = t["dense"] / t[mode]
-                    if f"{mode}_ref" in t:
-                        r[f"{mode}_vs_ref"] = t[f"{mode}_ref"] / t[mode]
-                r["spread"] = max(timer.spread.values())
-                why = [bench.load_check(load)] + [f"{name} rounds spread {s:.0%}" for name, s in
-                                                  timer.spread.items() if s > bench.SPREAD_LIMIT]
-                r["why"] = "; ".join(w for w in why if w)
-                r["judged"] = not r["why"]
-                rows.append(r)
-                log(_line(r, modes))
+                rows.append(_row(dict(n=n, B=B, k=k, flop_limit=n / k), t, modes, timer.spread,
+                                 max(load0, os.getloadavg()[0])))
+                log(_line(rows[-1], modes))
     return rows
+
+
+def _row(r, t, modes, spread, load):
+    """A grid row: r (n, B, k, ...) with the times t {name: µs}, the speed-ups, and the
+    judgement from the load and the rounds' spread {name: fraction}."""
+    r.update({f"{name}_us": v for name, v in t.items()}, load=load, spread=max(spread.values()))
+    for mode in modes:
+        if "dense" in t and mode != "dense":
+            r[f"{mode}_speedup"] = t["dense"] / t[mode]
+        if f"{mode}_ref" in t:
+            r[f"{mode}_vs_ref"] = t[f"{mode}_ref"] / t[mode]
+    why = [bench.load_check(load)] + [f"{name} rounds spread {s:.0%}" for name, s in spread.items()
+                                      if s > bench.SPREAD_LIMIT]
+    r["why"] = "; ".join(w for w in why if w)
+    r["judged"] = not r["why"]
+    return r
 
 
 def _line(r, modes):
