@@ -109,6 +109,8 @@ def mlp_rows(old, new, timer):
 
 def main(argv=None):
     rev = (argv or sys.argv[1:] or ["2fc5aef"])[0]
+    from sparsebp import bench
+    bench.start(1)                                     # native BLAS, one thread, machine line
     old, new = load_kernels(rev), kernels.get("cpu")
     sb.set_backend("cpu")
     timer = Timer()

@@ -17,6 +17,8 @@ from sparsebp.optim import _as_rows
 
 
 def main():
+    from sparsebp import bench
+    bench.start(1)                                     # native BLAS, one thread, machine line
     sb.set_backend("cpu")
     model, opt, lf = S.build("unified")
     batches = [S.mnist_batch(1, i)[:2] for i in range(S.INPUTS)]

@@ -141,6 +141,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for BLAS, Numba and torch alike (default 1: the issue's one thread each)")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="cpu: this thread's CPU time (with --threads 1), for a loaded machine")
     ap.add_argument("--only", nargs="+", choices=["topk", "layer", "breakdown", "mlp", "torch", "ladder"],
                     help="run these sections only")
     a = ap.parse_args(argv)
@@ -164,7 +166,10 @@ def main(argv=None):
           f"({c['backward_ratio']:.1f}x; hidden layers {c['hidden_backward_ratio']:.1f}x); weights updated "
           f"by a unified step {c['unified_weights_sparsebp']:,} of {c['weights']:,}")
     sizes = sections.QUICK if a.quick else sections.FULL
-    timer = SectionTimer(budget_s=0.02, min_rounds=3) if a.quick else SectionTimer()
+    if a.clock == "cpu" and a.threads != 1:
+        ap.error("--clock cpu needs --threads 1")
+    timer = SectionTimer(budget_s=0.02, min_rounds=3, clock=a.clock) if a.quick else SectionTimer(clock=a.clock)
+    res["clock"] = a.clock
     res["spread"] = {}
     want = set(a.only or ("topk", "layer", "breakdown", "mlp", "torch", "ladder"))
     for key, fn in (("topk", lambda: sections.bench_topk(timer, **sizes["topk"])),

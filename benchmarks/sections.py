@@ -200,8 +200,8 @@ def bench_breakdown(timer, B=50, n=500, k=20):
         "top-k: union_rows": lambda: C.union_rows(idx, n),
         "unified: select (topk_unified)": lambda: C.topk_unified(u, dy, k),
         "unified: gather dy[:, idx]": lambda: C._gather_columns(dy, u),
-        "unified: dx and dW, hand loops": lambda: C._unified_part(dx, dW, x, W, u, dyk, dykT, ar, 0, B, 0, k),
-        "unified: dx and dW, BLAS (the default at B >= 32)": lambda: C._unified_blas(dx, dW, dy, x, W, u)})
+        "unified: dx and dW, hand loops (the default here)": lambda: C._unified_part(dx, dW, x, W, u, dyk, dykT, ar, 0, B, 0, k),
+        "unified: dx and dW, BLAS (when B >= 32, B k >= 2048)": lambda: C._unified_blas(dx, dW, dy, x, W, u)})
     union = len(C.union_rows(idx, n))
     return [dict(B=B, n=n, k=k, part=name, us=v, union_rows=union) for name, v in t.items()]
 
@@ -423,65 +423,72 @@ def _verdict(ok, judged):
     return ("yes" if ok else "NO") if judged else f"not judged ({'yes' if ok else 'NO'})"
 
 
+def _row(name, want, got, ok, judged):
+    return dict(target=name, want=want, got=got, met=_verdict(ok, judged))
+
+
+def _layer_targets(lay):
+    """Issue 15's targets on one layer's backward (rows of `bench_layer`)."""
+    out, g = [], ISSUE_GRID
+    grid = [r for r in lay if r["n"] in g["ns"] and r["B"] in g["Bs"] and r["k"] in g["ks"]]
+    if grid and all("unified_speedup" in r for r in grid):
+        worst = min(grid, key=lambda r: r["unified_speedup"])
+        out.append(_row(f"layer: unified vs dense, every cell of the {len(grid)}-cell grid", ">= 1x",
+                        f"{worst['unified_speedup']:.1f}x at worst (n={worst['n']} B={worst['B']} k={worst['k']})",
+                        worst["unified_speedup"] >= 1, all(r["judged"] for r in grid)))
+    refd = [r for r in lay if "unified_vs_ref" in r]
+    if refd:
+        worst = min(refd, key=lambda r: r["unified_vs_ref"])
+        out.append(_row("layer: unified (Numba backend) vs the NumPy reference, every cell", ">= 1x",
+                        f"{worst['unified_vs_ref']:.2f}x at worst (n={worst['n']} B={worst['B']} k={worst['k']})",
+                        worst["unified_vs_ref"] >= 1, all(r["judged"] for r in refd)))
+    r = _find(lay, n=500, k=20, B=50)
+    for m, want in (("unified", 8), ("topk", 3)):
+        if r and f"{m}_speedup" in r:
+            out.append(_row(f"layer n=500 k=20 B=50: {m} vs dense", f">= {want}x", f"{r[m + '_speedup']:.1f}x",
+                            r[m + "_speedup"] >= want, r["judged"]))
+    cells = [r for r in lay if r["n"] >= 2000 and r["k"] == 10 and r["B"] <= 32 and "unified_speedup" in r]
+    if cells:
+        worst = min(cells, key=lambda r: r["unified_speedup"] / (0.25 * r["n"] / r["k"]))
+        out.append(_row("layer n>=2000 k=10 B<=32: unified vs dense", ">= 0.25 n/k",
+                        f"{worst['unified_speedup']:.1f}x vs {0.25 * worst['n'] / worst['k']:.0f}x wanted at worst "
+                        f"(n={worst['n']} B={worst['B']})",
+                        all(c["unified_speedup"] >= 0.25 * c["n"] / c["k"] for c in cells),
+                        all(c["judged"] for c in cells)))
+    cells = [r for r in lay if r["k"] / r["n"] <= 0.02 and "topk_speedup" in r]
+    if cells:
+        worst = min(cells, key=lambda r: r["topk_speedup"])
+        out.append(_row("layer, k/n <= 2%: topk vs dense, every cell", ">= 1x",
+                        f"{worst['topk_speedup']:.1f}x at worst (n={worst['n']} B={worst['B']} k={worst['k']})",
+                        worst["topk_speedup"] >= 1, all(c["judged"] for c in cells)))
+    return out
+
+
 def targets(res):
     """[{target, want, got, met}] for every target of issue 15 that this run measured.
 
     met: "yes", "NO", or "not judged (yes|NO)" when a cell it rests on was not
     judged (load above the cores or its rounds spread over 20%; see the rows' `why`)
-    or, for the sections without per-row judgement, when res["judged"] is False."""
-    out = []
+    or, for the sections without per-row judgement, when the run's load or the
+    section's round spread was too high (res["judged"], res["spread"])."""
+    top, mlp, tor, spread = res.get("topk"), res.get("mlp"), res.get("torch"), res.get("spread", {})
+    out = _layer_targets(res.get("layer") or [])
 
-    def add(name, want, got, ok, judged):
-        out.append(dict(target=name, want=want, got=got, met=_verdict(ok, judged)))
-    lay, top, mlp, tor = res.get("layer") or [], res.get("topk"), res.get("mlp"), res.get("torch")
-    spread = res.get("spread", {})
-
-    def ok(section):                    # the sections without per-row judgement
+    def ok(section):
         return res.get("judged", True) and spread.get(section, 0.0) <= 0.2
-    g = ISSUE_GRID
-    grid = [r for r in lay if r["n"] in g["ns"] and r["B"] in g["Bs"] and r["k"] in g["ks"]]
-    if grid and all("unified_speedup" in r for r in grid):
-        worst = min(grid, key=lambda r: r["unified_speedup"])
-        add(f"layer: unified vs dense, every cell of the {len(grid)}-cell grid", ">= 1x",
-            f"{worst['unified_speedup']:.1f}x at worst (n={worst['n']} B={worst['B']} k={worst['k']})",
-            worst["unified_speedup"] >= 1, all(r["judged"] for r in grid))
-    refd = [r for r in lay if "unified_vs_ref" in r]
-    if refd:
-        worst = min(refd, key=lambda r: r["unified_vs_ref"])
-        add("layer: unified (Numba backend) vs the NumPy reference, every cell", ">= 1x",
-            f"{worst['unified_vs_ref']:.2f}x at worst (n={worst['n']} B={worst['B']} k={worst['k']})",
-            worst["unified_vs_ref"] >= 1, all(r["judged"] for r in refd))
-    r = _find(lay, n=500, k=20, B=50)
-    for m, want in (("unified", 8), ("topk", 3)):
-        if r and f"{m}_speedup" in r:
-            add(f"layer n=500 k=20 B=50: {m} vs dense", f">= {want}x", f"{r[m + '_speedup']:.1f}x",
-                r[m + "_speedup"] >= want, r["judged"])
-    cells = [r for r in lay if r["n"] >= 2000 and r["k"] == 10 and r["B"] <= 32 and "unified_speedup" in r]
-    if cells:
-        worst = min(cells, key=lambda r: r["unified_speedup"] / (0.25 * r["n"] / r["k"]))
-        add("layer n>=2000 k=10 B<=32: unified vs dense", ">= 0.25 n/k",
-            f"{worst['unified_speedup']:.1f}x vs {0.25 * worst['n'] / worst['k']:.0f}x wanted at worst "
-            f"(n={worst['n']} B={worst['B']})",
-            all(c["unified_speedup"] >= 0.25 * c["n"] / c["k"] for c in cells), all(c["judged"] for c in cells))
-    cells = [r for r in lay if r["k"] / r["n"] <= 0.02 and "topk_speedup" in r]
-    if cells:
-        worst = min(cells, key=lambda r: r["topk_speedup"])
-        add("layer, k/n <= 2%: topk vs dense, every cell", ">= 1x",
-            f"{worst['topk_speedup']:.1f}x at worst (n={worst['n']} B={worst['B']} k={worst['k']})",
-            worst["topk_speedup"] >= 1, all(c["judged"] for c in cells))
     r = _find(top, B=50, n=500, k=20)
     if r:
-        add("per-example top-k of a 50x500 dy, k=20", "< 60 us", f"{r['rows_us']:.1f} us", r["rows_us"] < 60,
-            ok("topk"))
+        out.append(_row("per-example top-k of a 50x500 dy, k=20", "< 60 us", f"{r['rows_us']:.1f} us",
+                        r["rows_us"] < 60, ok("topk")))
     for B in (1, 50):
         ours = _find(mlp, B=B, mode="unified")
         if ours:
-            add(f"MLP step B={B} unified: step / forward", "<= 1.6", f"{ours['step_over_forward']:.2f}",
-                ours["step_over_forward"] <= 1.6, ok("mlp"))
+            out.append(_row(f"MLP step B={B} unified: step / forward", "<= 1.6", f"{ours['step_over_forward']:.2f}",
+                            ours["step_over_forward"] <= 1.6, ok("mlp")))
         for mode, want in (("dense", 10 if B == 1 else 3), ("unified", 1.5)):
             t = _find(tor, B=B, mode=mode)
             if t and (B == 50 or mode == "dense"):
                 s = t["unified_speedup"]
-                add(f"MLP step B={B}: ours unified vs PyTorch {mode}", f">= {want}x", f"{s:.1f}x", s >= want,
-                    ok("torch"))
+                out.append(_row(f"MLP step B={B}: ours unified vs PyTorch {mode}", f">= {want}x", f"{s:.1f}x",
+                                s >= want, ok("torch")))
     return out

@@ -532,7 +532,7 @@ def unified_backward(dx, dW, dy, x, W, idx):
     dykT: (k, B)), so both small products read their coefficients contiguously.
     """
     B, k = dy.shape[0], idx.shape[0]
-    if B >= BLAS_MIN_BATCH:
+    if B >= BLAS_MIN_BATCH and B * k >= BLAS_MIN_BLOCK:
         _unified_blas(dx, dW, dy, x, W, idx)
         return
     _unified_backward(dx, dW, dy, x, W, idx, _threads(2 * B * k * x.shape[1], max(B, k)))
@@ -572,14 +572,18 @@ def _unified_backward(dx, dW, dy, x, W, idx, nt):
 # above once the block is big enough to pay for the gathers and the calls. The
 # rule, measured on this machine, one thread each (benchmarks/README.md, "Kernels:
 # BLAS or hand loops"):
-# - unified, B >= BLAS_MIN_BATCH: BLAS ((B, k) x (k, n_in) and (k, B) x (B, n_in)):
-#   1.0-1.5x faster than the hand loops from B = 32 on, 3x at 256 x 4000, k = 50;
-#   below B = 32 the hand loops are 1.2-2.5x faster (B = 8: BLAS's fixed costs).
+# - unified, B >= BLAS_MIN_BATCH and B k >= BLAS_MIN_BLOCK (the gathered (B, k) block
+#   of dy): BLAS ((B, k) x (k, n_in) and (k, B) x (B, n_in)), 1.2-1.4x faster than the
+#   hand loops at B = 128, k = 50, 3x at 256 x 4000, k = 50; at B k of a few hundred
+#   to about 2000 the two are within 20% either way, and below B = 32 the hand loops
+#   are 1.2-2.3x faster (BLAS's fixed costs: two calls, the gathered rows of W, a
+#   temporary for dW's rows and its scatter).
 # - per-example, B >= BLAS_MIN_BATCH: BLAS on the union of the selections (r rows,
 #   zeros where an example did not keep a row) only when r <= BLAS_MAX_UNION_PER_K * k:
 #   the hand loops do B k n_in multiply-adds, BLAS B r n_in, and BLAS was at most
 #   about 1.5x faster per multiply-add (even at r = 2k the hand loops were as fast).
 BLAS_MIN_BATCH = 32
+BLAS_MIN_BLOCK = 2048
 BLAS_MAX_UNION_PER_K = 1.5
 
 

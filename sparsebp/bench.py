@@ -80,6 +80,20 @@ def load_check(load, cores=None):
     return f"load {load:.2f} > {cores} cores" if load > cores else ""
 
 
+def start(n_threads=1):
+    """What every benchmark does first: native BLAS (may re-execute the process), its
+    threads (`set_threads`; 0 leaves the defaults), the machine line and a warning when
+    the load already exceeds the cores. Returns `machine()`."""
+    native_blas()
+    if n_threads:
+        set_threads(n_threads)
+    m = machine()
+    print(describe(m), flush=True)
+    if load_check(m["load"]):
+        print(f"WARNING: {load_check(m['load'])}: the timings below are not judged", flush=True)
+    return m
+
+
 # ---------------------------------------------------------------- timing
 class Timer:
     """Times implementations side by side: rounds in which each runs a batch of calls
@@ -87,11 +101,18 @@ class Timer:
     the median over the rounds of its mean time per call, in µs; `spread` (after a
     call) is, per implementation, (max - min) / median of the medians of three
     consecutive thirds of the rounds: how much the repeated rounds disagree.
-    Interleaving spreads any drift of the machine over all implementations alike."""
+    Interleaving spreads any drift of the machine over all implementations alike.
 
-    def __init__(self, budget_s=0.25, batch_s=0.002, min_rounds=7, max_rounds=300):
+    clock: "wall" (time.perf_counter) or "cpu" (time.thread_time: this thread's CPU
+    time, which other processes' load hardly inflates; meaningful only when the timed
+    code runs on this thread alone, i.e. one BLAS and one Numba thread)."""
+
+    CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+    def __init__(self, budget_s=0.25, batch_s=0.002, min_rounds=7, max_rounds=300, clock="wall"):
         self.budget_s, self.batch_s = budget_s, batch_s
         self.min_rounds, self.max_rounds = min_rounds, max_rounds
+        self.clock, self.now = clock, self.CLOCKS[clock]
         self.spread = {}
 
     def __call__(self, fns):
@@ -107,12 +128,13 @@ class Timer:
             total += inner[name] * once
         rounds = int(min(max(self.budget_s * len(fns) / total, self.min_rounds), self.max_rounds))
         ts = {name: np.empty(rounds) for name in fns}
+        now = self.now
         for r in range(rounds):
             for name, fn in fns.items():
-                t0 = time.perf_counter()
+                t0 = now()
                 for _ in range(inner[name]):
                     fn()
-                ts[name][r] = (time.perf_counter() - t0) / inner[name]
+                ts[name][r] = (now() - t0) / inner[name]
         self.spread = {}
         for name, t in ts.items():
             thirds = [np.median(p) for p in np.array_split(t, 3) if len(p)]

@@ -14,6 +14,7 @@ rounds spread by more than 20% (`bench.SPREAD_LIMIT`).
 """
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -114,22 +115,26 @@ def layer_grid(ns, batches, ks, modes, reference=False, timer=None, seed=0, log=
                             validate(layer, be, x, dy)
                         fns[mode if be == "cpu" else f"{mode}_ref"] = _backward_fn(layer, be, inputs)
                 t = timer(fns)
-                load = max(load0, os.getloadavg()[0])
-                r = dict(n=n, B=B, k=k, flop_limit=n / k, load=load)
-                r.update({f"{name}_us": v for name, v in t.items()})
-                for mode in modes:
-                    if "dense" in t and mode != "dense":
-                        r[f"{mode}_speedup"] = t["dense"] / t[mode]
-                    if f"{mode}_ref" in t:
-                        r[f"{mode}_vs_ref"] = t[f"{mode}_ref"] / t[mode]
-                r["spread"] = max(timer.spread.values())
-                why = [bench.load_check(load)] + [f"{name} rounds spread {s:.0%}" for name, s in
-                                                  timer.spread.items() if s > bench.SPREAD_LIMIT]
-                r["why"] = "; ".join(w for w in why if w)
-                r["judged"] = not r["why"]
-                rows.append(r)
-                log(_line(r, modes))
+                rows.append(_row(dict(n=n, B=B, k=k, flop_limit=n / k), t, modes, timer.spread,
+                                 max(load0, os.getloadavg()[0])))
+                log(_line(rows[-1], modes))
     return rows
+
+
+def _row(r, t, modes, spread, load):
+    """A grid row: r (n, B, k, ...) with the times t {name: µs}, the speed-ups, and the
+    judgement from the load and the rounds' spread {name: fraction}."""
+    r.update({f"{name}_us": v for name, v in t.items()}, load=load, spread=max(spread.values()))
+    for mode in modes:
+        if "dense" in t and mode != "dense":
+            r[f"{mode}_speedup"] = t["dense"] / t[mode]
+        if f"{mode}_ref" in t:
+            r[f"{mode}_vs_ref"] = t[f"{mode}_ref"] / t[mode]
+    why = [bench.load_check(load)] + [f"{name} rounds spread {s:.0%}" for name, s in spread.items()
+                                      if s > bench.SPREAD_LIMIT]
+    r["why"] = "; ".join(w for w in why if w)
+    r["judged"] = not r["why"]
+    return r
 
 
 def _line(r, modes):
@@ -201,6 +206,9 @@ def add_parser(sub):
                     help="BLAS and Numba threads (default 1: ratios of one core each; 0: their defaults)")
     lp.add_argument("--reference", action="store_true", help="time each sparse mode on the NumPy reference too")
     lp.add_argument("--budget", type=float, default=0.25, help="seconds of timing per mode and cell")
+    lp.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall: elapsed time (what is judged); cpu: this thread's CPU time (needs "
+                         "--threads 1): less disturbed by other processes on a loaded machine")
     lp.add_argument("--json", default=None, metavar="OUT", help="write machine, config and rows here")
     lp.add_argument("--png", default=None, metavar="OUT", help="speed-up vs n per mode (default: --json's "
                     "name with .png)")
@@ -209,23 +217,18 @@ def add_parser(sub):
 
 def main(a):
     """Runs `sparsebp bench layer` with the parsed arguments; returns the exit status."""
-    bench.native_blas()                                  # may re-execute this process
     bad = [f"--{name} values must be >= 1" for name in ("n", "batch", "k") if min(getattr(a, name)) < 1]
     bad += ["--threads must be >= 0"] if a.threads < 0 else []
+    bad += ["--clock cpu needs --threads 1 (it sees this thread's CPU time only)"] \
+        if a.clock == "cpu" and a.threads != 1 else []
     if bad:
-        print("sparsebp bench: error: " + "; ".join(bad), file=__import__("sys").stderr)
+        print("sparsebp bench: error: " + "; ".join(bad), file=sys.stderr)
         return 2
-    if a.threads:
-        from .threads import set_threads
-        set_threads(a.threads)
+    m = bench.start(a.threads)                           # may re-execute this process
     from .backend import set_backend
     set_backend("cpu")
-    m = bench.machine()
-    print(bench.describe(m), flush=True)
-    if bench.load_check(m["load"]):
-        print(f"WARNING: {bench.load_check(m['load'])}: timings are not judged", flush=True)
     config = {k: v for k, v in vars(a).items() if k not in ("command", "bench")}
-    rows = layer_grid(a.n, a.batch, a.k, a.modes, a.reference, bench.Timer(budget_s=a.budget), a.seed,
+    rows = layer_grid(a.n, a.batch, a.k, a.modes, a.reference, bench.Timer(budget_s=a.budget, clock=a.clock), a.seed,
                       log=lambda s: print(s, flush=True))
     m["load_end"] = os.getloadavg()[0]
     print("\n" + table(rows, a.modes))

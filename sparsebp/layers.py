@@ -22,6 +22,8 @@ class Linear(Module):
         the minibatch, by the column sums of |dy|: the official GPU code);
         "random" (k units drawn at random per example: the paper's control).
     dtype : float32 by default; float64 for gradient checks.
+    weight, bias : optional arrays to use as the parameters themselves (not copied):
+        weight (n_out, n_in), bias (n_out,); see `from_weights`.
 
     The bias gets the full, dense dy, as in both official implementations:
     meProp sparsifies the matrix products only, and db costs O(B n_out) anyway.

@@ -17,7 +17,9 @@ Two jobs at once on one machine should pin threads (`set_threads(1)` or the CLI'
 `--threads 1`): with every pool on every core, two processes' threads fight for
 the same cores and both slow down several times over.
 
-BLAS is set through threadpoolctl (any BLAS NumPy loaded: OpenBLAS, MKL, BLIS).
+The wait policy is read by every GNU OpenMP runtime loaded after `import sparsebp`
+(PyTorch's too: import torch first, or set OMP_WAIT_POLICY yourself, to keep its
+default). BLAS is set through threadpoolctl (any BLAS NumPy loaded: OpenBLAS, MKL, BLIS).
 Numba's count is per calling thread (Numba's own rule) and at most the size of its
 pool, `NUMBA_NUM_THREADS` (the cores, unless set before the first import).
 """

@@ -105,7 +105,7 @@ def test_timer_reports_a_spread_per_implementation():
 
 
 def test_bench_cli_writes_json_with_threads_in_config(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(bench, "Timer", lambda budget_s: FakeTimer())
+    monkeypatch.setattr(bench, "Timer", lambda budget_s, clock: FakeTimer())
     out = tmp_path / "g.json"
     assert main(["bench", "layer", "--n", "16", "--batch", "2", "--k", "4", "--threads", "1",
                  "--json", str(out)]) == 0
@@ -120,6 +120,13 @@ def test_bench_cli_writes_json_with_threads_in_config(tmp_path, monkeypatch, cap
 def test_bench_cli_rejects_bad_sizes(capsys):
     assert main(["bench", "layer", "--n", "0"]) == 2
     assert "--n values must be >= 1" in capsys.readouterr().err
+    assert main(["bench", "layer", "--clock", "cpu", "--threads", "2"]) == 2
+    assert "--clock cpu needs --threads 1" in capsys.readouterr().err
+
+
+def test_timer_cpu_clock():
+    t = bench.Timer(budget_s=0.001, batch_s=0.0001, min_rounds=3, max_rounds=3, clock="cpu")
+    assert set(t({"a": lambda: sum(range(100))})) == {"a"} and t.now is __import__("time").thread_time
 
 
 def test_train_cli_has_threads_flag():

@@ -30,6 +30,7 @@ def path(request, monkeypatch):
     """Force one branch of the rule: every shape to BLAS, or none."""
     if request.param == "blas":
         monkeypatch.setattr(C, "BLAS_MIN_BATCH", 1)
+        monkeypatch.setattr(C, "BLAS_MIN_BLOCK", 1)
         monkeypatch.setattr(C, "BLAS_MAX_UNION_PER_K", np.inf)
     else:
         monkeypatch.setattr(C, "BLAS_MIN_BATCH", 10**9)
@@ -88,12 +89,15 @@ def _which(monkeypatch, fn_name, dy, x, W, idx):
     return "blas" if taken else "hand"
 
 
-def test_rule_unified_blas_from_min_batch(monkeypatch):
+def test_rule_unified_blas_from_min_batch_and_block(monkeypatch):
     rng = np.random.default_rng(4)
-    for B, want in [(C.BLAS_MIN_BATCH - 1, "hand"), (C.BLAS_MIN_BATCH, "blas"), (1, "hand")]:
-        dy, x, W = _case(rng, B, 40, 12, np.float32)
-        idx = np.empty(5, np.int32)
-        C.topk_unified(idx, dy, 5)
+    B0, k0 = C.BLAS_MIN_BATCH, -(-C.BLAS_MIN_BLOCK // C.BLAS_MIN_BATCH)      # B0 k0 >= the block
+    cases = [(B0 - 1, C.BLAS_MIN_BLOCK, "hand"), (B0, k0, "blas"), (B0, k0 - 1, "hand"),
+             (4 * B0, k0 // 4, "blas"), (1, 5, "hand")]
+    for B, k, want in cases:
+        dy, x, W = _case(rng, B, max(k, 40), 12, np.float32)
+        idx = np.empty(k, np.int32)
+        C.topk_unified(idx, dy, k)
         assert _which(monkeypatch, "_unified_blas", dy, x, W, idx) == want
         monkeypatch.undo()
 
