@@ -16,7 +16,8 @@ of 25 words, more than the arithmetic). Inside:
   step), the union of rows zeroed first; dense: one BLAS product after the loop.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .cpu import _col_abs_sums, _combo, _combo2, _select
 
@@ -25,10 +26,11 @@ _FAST = {"reassoc", "contract"}    # sums of products in any order: within float
 
 
 @njit(cache=True, fastmath=_FAST)
-def _dot4x2(z, W, h, r, b0, b1):
-    """z[b0, r:r+4] += W[r:r+4] h[b0], and the same for b1 (b1 = b0 to do one)."""
+def _dot4x2(z, W, h, r, b0, b1, zero):
+    """z[b0, r:r+4] += W[r:r+4] h[b0], and the same for b1 (b1 = b0 to do one).
+    zero: a 0 of W's dtype (a literal 0.0 would make float32 sums float64: 2x slower)."""
     w0, w1, w2, w3, x0, x1 = W[r], W[r + 1], W[r + 2], W[r + 3], h[b0], h[b1]
-    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z[b0, r] * 0
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
     for i in range(W.shape[1]):
         a0, a1 = x0[i], x1[i]
         s00 += w0[i] * a0
@@ -53,11 +55,12 @@ def _dot4x2(z, W, h, r, b0, b1):
 @njit(cache=True)
 def _add_recurrent(z, h, W, live, n):
     """z[b] += W h[b] for the n sequences b in live[:n]. z: (B, 4H); h: (B, H); W: (4H, H)."""
+    zero = np.zeros(1, W.dtype)[0]
     for r in range(0, W.shape[0], 4):                # 4H: always a multiple of 4
         for q in range(0, n - 1, 2):
-            _dot4x2(z, W, h, r, live[q], live[q + 1])
+            _dot4x2(z, W, h, r, live[q], live[q + 1], zero)
         if n % 2:
-            _dot4x2(z, W, h, r, live[n - 1], live[n - 1])
+            _dot4x2(z, W, h, r, live[n - 1], live[n - 1], zero)
 
 
 @njit(cache=True)
@@ -71,12 +74,51 @@ def _live_list(live, lengths, t):
     return n
 
 
-@njit(cache=True)
+# tanh in float32: a rational function x P(u) / Q(u), u = (x / 9)^2, on x clamped to
+# [-9, 9] (beyond, tanh is 1 in float32), and the result to [-1, 1]. Unlike libm's tanh (a call per number,
+# about 20 ns) it vectorizes: the gates' five tanh per unit cost more than the
+# recurrent product at 32 sentences before. Fitted by benchmarks/fit_tanh.py; max
+# error 4e-7 (float32 arithmetic; np.tanh's own is 6e-8); tests/test_lstm_kernels.py
+# checks it. float64 (gradient checks) keeps np.tanh.
+_TANH_P = tuple(np.float32(a) for a in (
+    0.99999999, 10.60575339, 20.4348035, 5.98689091, -0.88995708, 0.19152319, -0.02552168))
+_TANH_Q = tuple(np.float32(a) for a in (1.0, 37.60574815, 160.99056955, 136.13513017))
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = _TANH_P
+_Q0, _Q1, _Q2, _Q3 = _TANH_Q
+_CLAMP, _INV_C2 = np.float32(9.0), np.float32(1.0 / 81.0)
+
+
+def tanh(x):
+    """np.tanh(x); under Numba, for a float32 x, the rational approximation above."""
+    return np.tanh(x)
+
+
+@overload(tanh, inline="always")
+def _tanh_typed(x):
+    if isinstance(x, types.Float) and x.bitwidth == 32:
+        def tanh32(x):
+            x = min(max(x, -_CLAMP), _CLAMP)
+            u = x * x * _INV_C2
+            p = _P0 + u * (_P1 + u * (_P2 + u * (_P3 + u * (_P4 + u * (_P5 + u * _P6)))))
+            r = x * p / (_Q0 + u * (_Q1 + u * (_Q2 + u * _Q3)))
+            return min(max(r, -_ONE), _ONE)           # |tanh| <= 1 also after rounding
+        return tanh32
+    return lambda x: np.tanh(x)
+
+
+_HALF, _ONE = np.float32(0.5), np.float32(1.0)   # float32 constants keep float32 math float32
+
+
+@njit(cache=True, inline="always")
 def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    """1 / (1 + exp(-z)) through tanh, in z's dtype (float32 halves keep it float32)."""
+    return _HALF + _HALF * tanh(_HALF * z)
 
 
-@njit(cache=True)
+# error_model="numpy": a float division by zero gives inf, as in NumPy, instead of
+# raising; without it Numba checks every division and no loop with one vectorizes
+# (the tanh above: 8x slower).
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def lstm_forward(Hs, Cs, Gs, Zx, W_hh, lengths):
     """As reference.lstm_forward. Hs, Cs: (T+1, B, H) in/out; Gs: (T, B, 4H) out;
     Zx: (T, B, 4H); W_hh: (4H, H); lengths: (B,) int32 in [1, T]."""
@@ -98,27 +140,27 @@ def lstm_forward(Hs, Cs, Gs, Zx, W_hh, lengths):
             for u in range(H):
                 i = _sigmoid(z[b, u])
                 f = _sigmoid(z[b, H + u])
-                g = np.tanh(z[b, 2 * H + u])
+                g = tanh(z[b, 2 * H + u])
                 o = _sigmoid(z[b, 3 * H + u])
                 c = f * Cs[t, b, u] + i * g
                 Cs[t + 1, b, u] = c
-                Hs[t + 1, b, u] = o * np.tanh(c)
+                Hs[t + 1, b, u] = o * tanh(c)
                 Gs[t, b, u], Gs[t, b, H + u], Gs[t, b, 2 * H + u], Gs[t, b, 3 * H + u] = i, f, g, o
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _gate_grads(dz, dh, dc, G, c_prev, c):
     """One sequence, one step: dz (4H,) out; dc (H,) in/out: + dh o (1 - tanh(c)^2)."""
     H = dh.shape[0]
     for u in range(H):
         i, f, g, o = G[u], G[H + u], G[2 * H + u], G[3 * H + u]
-        tc = np.tanh(c[u])
-        d = dc[u] + dh[u] * o * (1 - tc * tc)
+        tc = tanh(c[u])
+        d = dc[u] + dh[u] * o * (_ONE - tc * tc)
         dc[u] = d
-        dz[u] = d * g * i * (1 - i)
-        dz[H + u] = d * c_prev[u] * f * (1 - f)
-        dz[2 * H + u] = d * i * (1 - g * g)
-        dz[3 * H + u] = dh[u] * tc * o * (1 - o)
+        dz[u] = d * g * i * (_ONE - i)
+        dz[H + u] = d * c_prev[u] * f * (_ONE - f)
+        dz[2 * H + u] = d * i * (_ONE - g * g)
+        dz[3 * H + u] = dh[u] * tc * o * (_ONE - o)
 
 
 @njit(cache=True)
