@@ -8,7 +8,8 @@ after warm-up, all in one process, one implementation after the other on the sam
 inputs, so the ratios compare like with like. Numba's compile time is measured apart,
 in a fresh interpreter with an empty cache. Sections (see benchmarks/README.md):
 (a) top-k selection, (b) one Linear layer's backward, (c) the MNIST MLP training step,
-(d) PyTorch peers of (c) when torch is importable.
+(d) PyTorch peers of (c) when torch is importable, (e) the LSTM tagger's training step
+(benchmarks/lstm.py, in a process of its own: one thread, a clean OpenBLAS environment).
 """
 import argparse
 import ctypes
@@ -27,7 +28,7 @@ try:    # before Numba starts its OpenMP pool: in the other order PyTorch's step
 except ImportError:
     pass
 
-from benchmarks import sections  # noqa: E402
+from benchmarks import lstm as lstm_lab, sections  # noqa: E402
 
 # ---------------------------------------------------------------- timing
 class Timer:
@@ -200,6 +201,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="threads for OpenBLAS, Numba and torch alike (default: all cores)")
     ap.add_argument("--no-compile", action="store_true", help="skip the compile-time measurement")
+    ap.add_argument("--no-lstm", action="store_true", help="skip section (e), the LSTM tagger")
     a = ap.parse_args(argv)
     set_threads(a.threads)
     res = {"machine": None, "quick": a.quick}
@@ -235,6 +237,9 @@ def main(argv=None):
         show(res, "torch")
     res["targets"] = sections.targets(res)
     show(res, "targets")
+    if not a.no_lstm:                          # prints its own tables and targets
+        with tempfile.TemporaryDirectory() as d:
+            res["lstm"] = lstm_lab.run_clean(a.quick, os.path.join(d, "lstm.json"))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)
