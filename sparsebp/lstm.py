@@ -18,7 +18,9 @@ entries of its dz_t of largest magnitude (`mode="topk"`), and only those flow
 back into h_{t-1} (through k rows of W_hh), into x_t (through k rows of W_ih)
 and into the two weight gradients. The bias gets the full dz_t, as in `Linear`.
 k counts over the whole 4H vector by default; `per_gate=True` keeps k units of
-each gate instead (4k in all). Modes, as in `sparsebp.meprop.select`:
+each gate instead (4k in all). With as many units kept, the whole vector trained
+as well or better on a small EWT run (benchmarks/README.md, `benchmarks.lstm_k`).
+Modes, as in `sparsebp.meprop.select`:
 - "topk": per sequence and per step;
 - "unified": one set of k units per step for the whole minibatch (by the column
   sums of |dz_t| over the sequences still running at t). A selection for the whole
