@@ -183,6 +183,8 @@ class LSTM(Module):
 
 def check_lengths(lengths, B, T, who):
     """lengths as a (B,) int32 array with every entry in [1, T]; a clear error otherwise."""
+    if B < 1 or T < 1:
+        raise ValueError(f"{who}: expected at least one sequence of at least one step, got B={B}, T={T}")
     if lengths is None:
         return np.full(B, T, np.int32)
     ln = np.asarray(lengths)
