@@ -9,7 +9,9 @@ inputs, so the ratios compare like with like. Numba's compile time is measured a
 in a fresh interpreter with an empty cache. Sections (see benchmarks/README.md):
 (a) top-k selection, (b) one Linear layer's backward, (c) the MNIST MLP training step,
 (d) PyTorch peers of (c) when torch is importable, (e) the kernel ladder: the plain
-first version of each meProp kernel (kernels/cpu_simple.py) beside the tuned one.
+first version of each meProp kernel (kernels/cpu_simple.py) beside the tuned one, (f) the
+LSTM tagger's training step (benchmarks/lstm.py, in a process of its own: one thread, a
+clean OpenBLAS environment).
 """
 import argparse
 import json
@@ -26,7 +28,7 @@ try:    # before Numba starts its OpenMP pool: in the other order PyTorch's step
 except ImportError:
     pass
 
-from benchmarks import ladder, sections  # noqa: E402
+from benchmarks import ladder, lstm as lstm_lab, sections  # noqa: E402
 
 from sparsebp.bench import SPREAD_LIMIT, Timer  # noqa: E402  (interleaved rounds; benchmarks/README.md)
 
@@ -145,6 +147,7 @@ def main(argv=None):
                     help="cpu: this thread's CPU time (with --threads 1), for a loaded machine")
     ap.add_argument("--only", nargs="+", choices=["topk", "layer", "breakdown", "mlp", "torch", "ladder"],
                     help="run these sections only")
+    ap.add_argument("--no-lstm", action="store_true", help="skip section (f), the LSTM tagger")
     a = ap.parse_args(argv)
     from sparsebp import bench
     bench.native_blas()                        # re-executes without OPENBLAS_CORETYPE / L2_SIZE
@@ -199,6 +202,9 @@ def main(argv=None):
                   "are not judged")
     res["targets"] = sections.targets(res)
     show(res, "targets")
+    if not a.no_lstm:                          # prints its own tables and targets
+        with tempfile.TemporaryDirectory() as d:
+            res["lstm"] = lstm_lab.run_clean(a.quick, os.path.join(d, "lstm.json"))
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)

@@ -245,7 +245,7 @@ def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
 # W_hh: (4H, H) holds one gate unit per row, like W of a Linear layer. A step t
 # is live for sequence b when t < lengths[b]; padded steps (t >= lengths[b])
 # change no state and get no gradient.
-def sigmoid(z):
+def _sigmoid(z):
     """1 / (1 + exp(-z)), written through tanh so that no exp overflows."""
     return 0.5 * (1.0 + np.tanh(0.5 * z))
 
@@ -266,7 +266,7 @@ def lstm_forward(Hs, Cs, Gs, Zx, W_hh, lengths):
     for t in range(T):
         live = (t < lengths)[:, None]                # (B, 1)
         z = Zx[t] + Hs[t] @ W_hh.T                   # (B, 4H)
-        i, f, o = sigmoid(z[:, :H]), sigmoid(z[:, H:2 * H]), sigmoid(z[:, 3 * H:])
+        i, f, o = _sigmoid(z[:, :H]), _sigmoid(z[:, H:2 * H]), _sigmoid(z[:, 3 * H:])
         g = np.tanh(z[:, 2 * H:3 * H])
         c = f * Cs[t] + i * g
         h = o * np.tanh(c)

@@ -18,7 +18,9 @@ entries of its dz_t of largest magnitude (`mode="topk"`), and only those flow
 back into h_{t-1} (through k rows of W_hh), into x_t (through k rows of W_ih)
 and into the two weight gradients. The bias gets the full dz_t, as in `Linear`.
 k counts over the whole 4H vector by default; `per_gate=True` keeps k units of
-each gate instead (4k in all). Modes, as in `sparsebp.meprop.select`:
+each gate instead (4k in all). With as many units kept, the whole vector trained
+as well or better on a small EWT run (benchmarks/README.md, `benchmarks.lstm_k`).
+Modes, as in `sparsebp.meprop.select`:
 - "topk": per sequence and per step;
 - "unified": one set of k units per step for the whole minibatch (by the column
   sums of |dz_t| over the sequences still running at t). A selection for the whole
@@ -108,13 +110,18 @@ class LSTM(Module):
         self.Gs = K().empty((T, B, H4), dt)
         K().lstm_forward(self.Hs, self.Cs, self.Gs, Zx.reshape(T, B, H4), self.weight_hh.data,
                          K().to_device(self.lengths))
-        y = np.asarray(K().to_host(self.Hs))[1:] * self._live()[:, :, None]   # zero when padded
-        return np.ascontiguousarray(y.transpose(1, 0, 2))
+        self.live = np.arange(T)[:, None] < self.lengths[None, :]    # (T, B): not padding
+        self.padded = not self.live.all()
+        y = np.asarray(K().to_host(self.Hs))[1:]
+        if self.padded:
+            y = y * self.live[:, :, None]                              # zero when padded
+        return y.transpose(1, 0, 2).copy()                             # (B, T, H), its own memory
 
-    def _live(self):
-        """(T, B) bool: step t of sequence b is not padding."""
-        T = self.Hs.shape[0] - 1
-        return np.arange(T)[:, None] < self.lengths[None, :]
+    def _rows(self, a):
+        """a: (T B, m), time-major rows -> (N, m) contiguous: the live (t, b) rows
+        (a itself when nothing is padded)."""
+        a = np.asarray(K().to_host(a))
+        return np.ascontiguousarray(a[self.live.reshape(-1)] if self.padded else a)
 
     def backward(self, dy):
         """dy: (B, T, H) -> dx: (B, T, n_in), 0 at padded steps. Fills the three
@@ -130,19 +137,20 @@ class LSTM(Module):
         K().lstm_backward(dZ, self.weight_hh.grad, sel, dHs, self.Hs, self.Cs, self.Gs,
                           self.weight_hh.data, K().to_device(self.lengths), self.mode, self.per_gate)
         # the input side x_t W_ih^T + b, over the live steps at once, with the steps' selections
-        live = self._live().reshape(-1)                               # (T B,) time-major rows
-        dZv = np.ascontiguousarray(np.asarray(K().to_host(dZ)).reshape(T * B, -1)[live])
-        xv = np.ascontiguousarray(np.asarray(K().to_host(self.x))[live])
-        picked = None if self.mode == "dense" else self._per_row(sel, live, T, B)
+        dZv, xv = self._rows(dZ.reshape(T * B, -1)), self._rows(self.x)
+        picked = None if self.mode == "dense" else self._per_row(sel, T, B)
         dxv = K().empty(xv.shape, dt)
         _, rows = meprop_backward(dxv, self.weight_ih.grad, self.bias.grad, dZv, xv,
                                   self.weight_ih.data, self.k, self.mode, selected=picked)
         self.weight_ih.rows = self.weight_hh.rows = rows
         self.selected = None if self.mode == "dense" else (
             sel if self.mode == "unified" else np.ascontiguousarray(sel.transpose(1, 0, 2)))
-        dx = np.zeros((T * B, self.n_in), dt)
-        dx[live] = np.asarray(K().to_host(dxv))
-        return np.ascontiguousarray(dx.reshape(T, B, -1).transpose(1, 0, 2))
+        dxv = np.asarray(K().to_host(dxv))
+        if self.padded:
+            dx = np.zeros((T * B, self.n_in), dt)
+            dx[self.live.reshape(-1)] = dxv
+            dxv = dx
+        return np.ascontiguousarray(dxv.reshape(T, B, -1).transpose(1, 0, 2))
 
     def _selection_buffer(self, T, B):
         """The sel argument of lstm_backward: (T, B, kk) or (T, kk) int32; for
@@ -154,7 +162,7 @@ class LSTM(Module):
             return np.empty((T, kk), np.int32)
         sel = np.full((T, B, kk), -1, np.int32)
         if self.mode == "random":
-            live = self._live()
+            live = self.live
             n = int(live.sum())
             if self.per_gate:
                 H = self.H
@@ -165,16 +173,18 @@ class LSTM(Module):
                 sel[live] = K().to_host(select(np.zeros((n, 4 * self.H), np.float32), self.k, "random"))
         return sel
 
-    def _per_row(self, sel, live, T, B):
+    def _per_row(self, sel, T, B):
         """The selection of every live (t, b) row, (N, kk) int32: a unified step's
         selection is repeated for each sequence of that step."""
         if self.mode == "unified":
             sel = np.broadcast_to(sel[:, None, :], (T, B, sel.shape[1]))
-        return K().to_device(np.ascontiguousarray(sel.reshape(T * B, -1)[live]))
+        return K().to_device(self._rows(sel.reshape(T * B, -1)))
 
 
 def check_lengths(lengths, B, T, who):
     """lengths as a (B,) int32 array with every entry in [1, T]; a clear error otherwise."""
+    if B < 1 or T < 1:
+        raise ValueError(f"{who}: expected at least one sequence of at least one step, got B={B}, T={T}")
     if lengths is None:
         return np.full(B, T, np.int32)
     ln = np.asarray(lengths)
@@ -189,6 +199,8 @@ def reverse_steps(a, lengths):
     """a: (B, T, ...) -> each sequence's live steps in reverse order, padding left in
     place: out[b, t] = a[b, lengths[b] - 1 - t] for t < lengths[b]. Its own inverse."""
     B, T = a.shape[:2]
+    if (lengths == T).all():
+        return a[:, ::-1]
     t = np.arange(T)[None, :]
     src = np.where(t < lengths[:, None], lengths[:, None] - 1 - t, t)    # (B, T)
     return a[np.arange(B)[:, None], src]

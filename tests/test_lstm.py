@@ -158,7 +158,7 @@ def test_one_step_and_one_sequence_agree_with_a_batch(backend):
         assert_close(layer(x[b:b + 1, :ln[b]])[0], y[b, :ln[b]], 1e-12, 1e-12)
 
 
-@pytest.mark.parametrize("mode,k", [("dense", None), ("topk", 2), ("unified", 3)])
+@pytest.mark.parametrize("mode,k", [("dense", None), ("topk", 2), ("unified", 3), ("random", 2)])
 def test_bilstm_gradcheck(backend, mode, k):
     sb.seed(4)
     bi = sb.BiLSTM(3, 2, k=k, mode=mode, dtype=np.float64)
@@ -207,6 +207,8 @@ def test_lstm_rejects_bad_input():
         layer(np.zeros((2, 5, 3)), [0, 5])
     with pytest.raises(ValueError, match=r"lengths must be \(2,\) integers"):
         layer(np.zeros((2, 5, 3)), [5])
+    with pytest.raises(ValueError, match="at least one sequence"):
+        layer(np.zeros((0, 5, 3)))
 
 
 def test_cuda_backend_says_the_lstm_kernels_are_missing():

@@ -105,3 +105,25 @@ def test_lstm_backward_float32_matches_reference(backend):
         assert np.array_equal(res[0][2], res[1][2])
         assert_close(res[1][0], res[0][0], 1e-5, 1e-4)
         assert_close(res[1][1], res[0][1], 1e-5, 1e-4)
+
+
+def test_cpu_float32_tanh_is_within_4e7_of_tanh():
+    """kernels/cpu_lstm.py's float32 tanh (a fitted rational function: it vectorizes)."""
+    import sys
+    from numba import njit
+    kernels.get("cpu")
+    tanh = sys.modules["sparsebp.kernels.cpu_lstm"].tanh
+
+    @njit(error_model="numpy")
+    def apply(out, x):
+        for i in range(x.shape[0]):
+            out[i] = tanh(x[i])
+    x = np.concatenate([np.linspace(-12, 12, 200001), [0.0, 1e-30, -1e-20, 9.0, 1e4, -1e30]])
+    x = x.astype(np.float32)
+    out = np.empty_like(x)
+    apply(out, x)
+    assert_close(out, np.tanh(x.astype(np.float64)), 4e-7, 0)
+    assert np.abs(out).max() <= 1.0 and out[-6:-3].tolist() == [0.0, np.float32(1e-30), np.float32(-1e-20)]
+    out64 = np.empty(x.shape, np.float64)
+    apply(out64, x.astype(np.float64))                 # float64: libm's tanh
+    assert_close(out64, np.tanh(x.astype(np.float64)), 1e-15, 1e-15)
