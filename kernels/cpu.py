@@ -9,13 +9,14 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `topk_unified` | `topk_unified` | column sums of abs(dy) read row by row (contiguous), then the same `_select` on the n sums |
 | `union_rows` | `union_rows` | a mark per row, then one pass over the n_out marks: O(B k + n_out), no sort |
 | `topk_backward` | `topk_backward` | dx: each example combines its k rows of W, 4 per pass (`_combo`); dW: the B k kept entries grouped by row first (`_by_row`), so each row of dW is written once |
-| `unified_backward` | `unified_backward` | the k kept columns gathered once both ways round; dx and dW rows two at a time, each row of W or x loaded once for both (`_combo2`) |
+| `unified_backward` | `unified_backward` | the k kept columns gathered once both ways round; dx and dW rows two at a time, each row of W or x loaded once for both (`_combo2`); from B >= 32 and B k >= 2048 the two gathered products go to BLAS (the measured rule at `BLAS_MIN_BATCH`) |
 | `dense_backward` | `dense_backward` | BLAS; at B = 1 dW is an outer product (np.multiply: 5x faster than matmul there) |
 | `bias_grad` | `bias_grad` | one pass, row by row, no temporary |
 | `relu_forward`, `relu_backward` | the same | one fused pass, no boolean mask |
 | `softmax_xent_forward`, `softmax_xent_backward` | the same | one pass per row instead of NumPy's nine small operations |
 | `zero_unselected` | `zero_unselected` | a mark per row, then zero the unmarked rows in place |
 | `embedding_forward`, `embedding_backward` | the same | row copies; backward zeroes then adds only the batch's rows |
+| `lstm_forward`, `lstm_backward` | the same | the whole recurrence in one jitted call (kernels/cpu_lstm.py): a register-blocked recurrent product, a fitted float32 tanh that vectorizes, `_select` per step and `_combo` over the kept rows of W_hh |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one fused pass per selected row (kernels/cpu_optim.py) |
 | `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `empty`, `zeros`, `to_device`, `to_host` | the same | re-exported from reference.py: BLAS or one NumPy call already |
 

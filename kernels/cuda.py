@@ -20,6 +20,7 @@ they are copied to the device first.
 | `softmax_xent_forward`, `softmax_xent_backward` | the same | one thread per example; the loss comes back as B numbers |
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one block per selected row, one fused pass (cuda_optim.py) |
+| `lstm_forward`, `lstm_backward` | the same | not written for CUDA: they raise NotImplementedError naming the kernel (run the LSTM on "cpu") |
 | `empty`, `zeros`, `to_device`, `to_host` | the same | numba device arrays: a step's data stays on the GPU |
 
 Where things are

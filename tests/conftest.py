@@ -135,6 +135,15 @@ def backend(request, monkeypatch):
             yield request.param
 
 
+@pytest.fixture(params=["numpy", "cpu"])
+def host_backend(request):
+    """The CPU backends only, for code that has no CUDA kernels (the LSTM's
+    recurrence: kernels.cuda raises NotImplementedError naming the kernel)."""
+    import sparsebp as sb
+    with sb.using(request.param):
+        yield request.param
+
+
 @pytest.fixture
 def kern(backend):
     """The kernel module of `backend` (kernels.reference, kernels.cpu or kernels.cuda)."""

@@ -75,7 +75,7 @@ CASES = [("dense", None, False), ("topk", 1, False), ("topk", 3, False), ("topk"
 
 @pytest.mark.parametrize("mode,k,per_gate", CASES)
 @pytest.mark.parametrize("B,T,lengths", [(1, 4, None), (3, 4, None), (3, 5, [5, 1, 3])])
-def test_lstm_gradcheck(backend, mode, k, per_gate, B, T, lengths):
+def test_lstm_gradcheck(host_backend, mode, k, per_gate, B, T, lengths):
     sb.seed(B + T)
     layer = sb.LSTM(3, 4, k=k, mode=mode, per_gate=per_gate, dtype=np.float64)
     rng = np.random.default_rng(5)
@@ -112,7 +112,7 @@ def test_lstm_gradcheck(backend, mode, k, per_gate, B, T, lengths):
 
 @pytest.mark.parametrize("mode", ["topk", "unified"])
 @pytest.mark.parametrize("per_gate", [False, True])
-def test_lstm_k_full_is_dense(backend, mode, per_gate):
+def test_lstm_k_full_is_dense(host_backend, mode, per_gate):
     rng = np.random.default_rng(2)
     x, R = rng.standard_normal((3, 6, 5)), rng.standard_normal((3, 6, 7))
     ln = np.array([6, 2, 4])
@@ -126,7 +126,7 @@ def test_lstm_k_full_is_dense(backend, mode, per_gate):
         assert_close(a, d, 1e-12, 1e-10)
 
 
-def test_padding_changes_no_state(backend):
+def test_padding_changes_no_state(host_backend):
     """Whatever sits at padded steps, the live outputs and gradients are the same."""
     sb.seed(1)
     layer = sb.LSTM(4, 5, k=3, mode="topk")
@@ -147,7 +147,7 @@ def test_padding_changes_no_state(backend):
     assert np.array_equal(last[0], y[0, 2])                  # the final state is step 2's
 
 
-def test_one_step_and_one_sequence_agree_with_a_batch(backend):
+def test_one_step_and_one_sequence_agree_with_a_batch(host_backend):
     """A sequence gives the same output alone as inside a padded batch."""
     sb.seed(3)
     layer = sb.LSTM(3, 4, dtype=np.float64)
@@ -159,7 +159,7 @@ def test_one_step_and_one_sequence_agree_with_a_batch(backend):
 
 
 @pytest.mark.parametrize("mode,k", [("dense", None), ("topk", 2), ("unified", 3), ("random", 2)])
-def test_bilstm_gradcheck(backend, mode, k):
+def test_bilstm_gradcheck(host_backend, mode, k):
     sb.seed(4)
     bi = sb.BiLSTM(3, 2, k=k, mode=mode, dtype=np.float64)
     rng = np.random.default_rng(3)

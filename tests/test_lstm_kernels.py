@@ -35,7 +35,7 @@ def forward(K, Zx, W, h0, ln):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B,T,H,lengths", SHAPES)
-def test_lstm_forward_matches_reference(backend, B, T, H, lengths, dtype):
+def test_lstm_forward_matches_reference(host_backend, B, T, H, lengths, dtype):
     Zx, W, h0, ln = inputs(B, T, H, lengths, dtype, B * 7 + T)
     tol = dict(atol=1e-5, rtol=1e-5) if dtype == np.float32 else dict(atol=1e-12, rtol=1e-12)
     for got, want in zip(forward(sb.backend.K(), Zx, W, h0, ln), forward(R, Zx, W, h0, ln)):
@@ -49,7 +49,7 @@ MODES = [("dense", None, False), ("topk", 1, False), ("topk", 3, False), ("topk"
 
 @pytest.mark.parametrize("mode,k,per_gate", MODES)
 @pytest.mark.parametrize("B,T,H,lengths", SHAPES)
-def test_lstm_backward_matches_reference(backend, B, T, H, lengths, mode, k, per_gate):
+def test_lstm_backward_matches_reference(host_backend, B, T, H, lengths, mode, k, per_gate):
     dtype = np.float64                 # exact selections: no near-ties between backends
     Zx, W, h0, ln = inputs(B, T, H, lengths, dtype, B * 11 + T)
     Hs, Cs, Gs = forward(R, Zx, W, h0, ln)
@@ -91,7 +91,7 @@ def test_lstm_backward_matches_reference(backend, B, T, H, lengths, mode, k, per
             assert (sel[~live] == -1).all() and (sel[live] >= 0).all()
 
 
-def test_lstm_backward_float32_matches_reference(backend):
+def test_lstm_backward_float32_matches_reference(host_backend):
     Zx, W, h0, ln = inputs(6, 9, 20, [9, 3, 1, 9, 5, 8], np.float32, 1)
     Hs, Cs, Gs = forward(R, Zx, W, h0, ln)
     dHs = np.random.default_rng(4).standard_normal((9, 6, 20)).astype(np.float32)
