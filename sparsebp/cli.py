@@ -10,7 +10,9 @@ from sparsebp.kernels import BACKENDS
 
 from . import tasks
 from . import train as T
+from .layers import Linear
 from .meprop import MODES
+from .optim import Adam
 
 
 def _add_common(t, d):
@@ -28,6 +30,11 @@ def _add_common(t, d):
                    help="clip each gradient entry to [-clip, clip] (the C# code's 5); 0: off")
     t.add_argument("--dense-adam", action="store_true",
                    help="the paper code's Adam: update every row every step (default: lazy, selected rows only)")
+    t.add_argument("--adam-eps", type=float, default=d.adam_eps, help="Adam's epsilon")
+    t.add_argument("--bias-correction", choices=Adam.BIAS_CORRECTIONS, default=d.bias_correction,
+                   help="Adam's bias correction: per-row step counts, the global step, or none")
+    t.add_argument("--init", choices=sorted(Linear.INITS), default=d.init,
+                   help="weight init: csharp (the C# code's normal, std sqrt(6/(in+out))), glorot, pytorch")
     t.add_argument("--dropout", type=float, default=d.dropout)
     t.add_argument("--activation", choices=["relu", "tanh"], default=d.activation,
                    help="hidden activation (the paper's MNIST MLP: relu)")
@@ -57,6 +64,10 @@ def _parser():
             t.add_argument(flag, **kwargs)
     r = sub.add_parser("report", help="a markdown table of results JSON files, side by side")
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
+    r.add_argument("--group", action="store_true",
+                   help="one line per configuration: mean ± std over seeds (files or directories)")
+    sub.add_parser("sweep", add_help=False, help="train a grid of configurations over seeds (see sweep --help)")
+    sub.add_parser("plot", add_help=False, help="draw PNG figures from results files (see plot --help)")
     return p
 
 
@@ -99,14 +110,23 @@ def _config(a, task):
                     batch_size=a.batch_size, epochs=a.epochs, optimizer=a.optimizer,
                     lr=a.lr if a.lr is not None else T.DEFAULT_LR[a.optimizer],
                     clip=a.clip, dense_adam=a.dense_adam, dropout=a.dropout, seed=a.seed,
+                    adam_eps=a.adam_eps, bias_correction=a.bias_correction, init=a.init,
                     activation=a.activation, backend=a.backend, data=a.data or "", limit=a.limit,
                     extra=extra)
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["sweep"], ["plot"]):          # their own parsers (sweep.py, plot.py)
+        from . import plot, sweep
+        return {"sweep": sweep.main, "plot": plot.main}[argv[0]](argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "report":
+        if args.group:
+            from .sweep import load, summarize
+            print(summarize(load(args.files)))
+            return 0
         print(report(args.files))
         return 0
     task = tasks.get(args.task)

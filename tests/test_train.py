@@ -161,3 +161,20 @@ def test_build_mlp_follows_the_config():
     lin = [m for m in model.layers if isinstance(m, sb.Linear)]
     assert [(m.mode, m.k) for m in lin] == [("unified", 3)] * 3 + [("dense", None)]
     assert (lin[0].n_in, lin[-1].n_out) == (5, 4)
+
+
+def test_cli_adam_and_init_flags_reach_the_run(tmp_path, monkeypatch):
+    seen = {}
+    real = T.build_optimizer
+
+    def spy(params, cfg):
+        seen["opt"] = real(params, cfg)
+        return seen["opt"]
+    monkeypatch.setattr(T, "build_optimizer", spy)
+    out = tmp_path / "r.json"
+    assert cli.main(["train", "mnist", "--limit", "100", "--epochs", "1", "--hidden", "8", "--k", "2",
+                     "--adam-eps", "1e-6", "--bias-correction", "none", "--init", "glorot",
+                     "--out", str(out), "--no-progress"]) == 0
+    c = json.loads(out.read_text())["config"]
+    assert (c["adam_eps"], c["bias_correction"], c["init"]) == (1e-6, "none", "glorot")
+    assert (seen["opt"].eps, seen["opt"].bias_correction) == (1e-6, "none")

@@ -55,11 +55,11 @@ def build_mlp(n_in, n_out, cfg):
     act = {"relu": ReLU, "tanh": Tanh}[cfg.activation]
     layers, width = [], n_in
     for _ in range(cfg.layers):
-        layers += [Linear(width, cfg.hidden, k=k, mode=cfg.mode), act()]
+        layers += [Linear(width, cfg.hidden, k=k, mode=cfg.mode, init=cfg.init), act()]
         if cfg.dropout > 0:
             layers.append(Dropout(cfg.dropout))
         width = cfg.hidden
-    layers.append(Linear(width, n_out))
+    layers.append(Linear(width, n_out, init=cfg.init))
     return Sequential(*layers)
 
 
