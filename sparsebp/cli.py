@@ -49,7 +49,7 @@ def _add_common(t, d):
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _parser():
+def _parser(paper=False):
     p = argparse.ArgumentParser(prog="sparsebp", description="meProp: sparsified back propagation")
     sub = p.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a model and write a results JSON")
@@ -58,7 +58,11 @@ def _parser():
         task = tasks.get(name)
         t = tsub.add_parser(name, help=task.HELP, description=task.HELP,
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        _add_common(t, T.Config(task=name, **task.DEFAULTS))
+        paper_fields = getattr(task, "PAPER", {})
+        _add_common(t, T.Config(task=name, **{**task.DEFAULTS, **(paper_fields if paper else {})}))
+        if paper_fields:
+            t.add_argument("--paper", action="store_true", help="the paper's settings where the defaults "
+                           "differ: " + ", ".join(f"{k}={v}" for k, v in paper_fields.items()))
         t.add_argument("--data", default=None, help=task.DATA_HELP)
         for flag, kwargs in task.ARGUMENTS:
             t.add_argument(flag, **kwargs)
@@ -122,6 +126,9 @@ def main(argv=None):
         return {"sweep": sweep.main, "plot": plot.main}[argv[0]](argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "paper", False):                  # the same flags over the paper's defaults
+        parser = _parser(paper=True)
+        args = parser.parse_args(argv)
     if args.command == "report":
         if args.group:
             from .sweep import load, summarize

@@ -46,7 +46,7 @@ def parse_seeds(text):
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="sparsebp sweep", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="sparsebp sweep", description=__doc__.split("\n\n")[0], allow_abbrev=False,
                                 epilog="Other flags are passed to every `sparsebp train` run.")
     p.add_argument("task", help="the task, as for `sparsebp train`")
     p.add_argument("--seeds", type=parse_seeds, default=[1], help="e.g. 1-5 or 1,3,7")

@@ -95,7 +95,8 @@ def test_sweep_trains_the_grid_and_resumes_without_redoing(tmp_path, capsys):
     assert len(json.loads((tmp_path / files[1]).read_text())["epochs"]) == 1
 
 
-def test_sweep_rejects_flags_it_sets(capsys):
+def test_sweep_rejects_flags_it_sets(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        cli.main(["sweep", "mnist", "--out", "x", "--seed", "3"])
+        cli.main(["sweep", "mnist", "--out", str(tmp_path / "x"), "--seed", "3"])
     assert "--seed is set by the sweep" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
