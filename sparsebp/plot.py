@@ -69,6 +69,7 @@ def learning_curves(axes, results):
     axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0].legend(fontsize=8)
 
 
