@@ -44,10 +44,14 @@ def accuracy_vs_k(ax, results):
         name, x = ((f"dense h=k, {c['optimizer']}", c["hidden"]) if c["mode"] == "dense"
                    else (f"{c['mode']}, {c['optimizer']}", c["k"]))
         lines.setdefault(name, []).append((x, s.mean(), s.std()))
+    ticks = set()
     for name, pts in lines.items():
         x, m, sd = map(np.array, zip(*sorted(pts)))
         ax.errorbar(x, m, yerr=sd, marker="o", capsize=3, label=name)
+        ticks.update(x.tolist())
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(ticks), [str(int(t)) for t in sorted(ticks)])
+    ax.minorticks_off()
     ax.set_xlabel("k (h for the dense h = k baseline)")
     ax.set_ylabel("test accuracy % (best dev epoch)")
     ax.legend(fontsize=8)
@@ -108,7 +112,7 @@ def draw(figure, results, out, title=None):
         fig, ax = plt.subplots(figsize=(6, 4))
         (accuracy_vs_k if figure == "k" else time_split)(ax, results)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(out, dpi=80)
     plt.close(fig)

@@ -147,14 +147,20 @@ IGNORED = ("seed", "backend", "data", "extra")
 
 
 def group(results):
-    """[(config without seed, [results])] in first-seen order, grouped by config."""
+    """[(config without seed, [results])] grouped by config, sorted by mode, optimizer,
+    then the numbers (k, hidden, layers, dropout) in numeric order."""
     groups = {}
     for r in results:
         c = {k: v for k, v in r["config"].items() if k not in IGNORED}
         if c.get("mode") == "dense":
             c["k"] = None
         groups.setdefault(json.dumps(c, sort_keys=True), (c, []))[1].append(r)
-    return list(groups.values())
+
+    def order(item):
+        c = item[1][0]
+        return (str(c.get("mode")), str(c.get("optimizer")), c.get("k") or 0, c.get("hidden") or 0,
+                c.get("layers") or 0, c.get("dropout") or 0, item[0])
+    return [g for _, g in sorted(groups.items(), key=order)]
 
 
 def stats(runs_):

@@ -24,3 +24,8 @@ $S --mode topk dense --dropout 0 --bias-correction row --seeds 1-2 --epochs 3 --
 $S --mode topk dense --k 25 --dropout 0.2 --bias-correction none --epochs 3 --limit 10000 --seeds 1 --out $R/dropout
 $S --mode topk dense --k 25 --layers 3 5 --dropout 0.1 --bias-correction none --epochs 3 --limit 10000 --seeds 1 --out $R/deeper
 $S --mode topk random --k 10 40 160 $D --out $R/k
+# 6. where the machine allowed: the Adam remedy pair over 10 epochs (seed 1) to see
+#    whether top-k catches up, then more seeds of the 3-epoch Adam pair and of AdaGrad
+$S --mode topk dense --dropout 0.1 --bias-correction none --seeds 1 --epochs 10 --out $R/adam10
+$S --mode topk dense --dropout 0.1 --bias-correction none --seeds 1-5 --epochs 3 --out $R/adam
+$S --optimizer adagrad --lr 0.1 --mode topk dense --k 10 --dropout 0 --seeds 1-2 --epochs 3 --out $R/adagrad
