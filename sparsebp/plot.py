@@ -65,9 +65,10 @@ def learning_curves(axes, results):
         epochs = np.arange(1, n + 1)
         for ax, key, scale in ((axes[0], "dev_acc", 100), (axes[1], "train_loss", 1)):
             ys = np.array([[scale * e[key] for e in r["epochs"][:n]] for r in rs])
-            ax.plot(epochs, ys.mean(0), marker=".", label=label)
+            line, = ax.plot(epochs, ys.mean(0), marker=".", label=label)
             if len(rs) > 1:
-                ax.fill_between(epochs, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2)
+                ax.fill_between(epochs, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2,
+                                color=line.get_color())
     axes[0].set_ylabel("dev accuracy %")
     axes[1].set_ylabel("train loss")
     axes[1].set_yscale("log")

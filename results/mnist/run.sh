@@ -29,3 +29,6 @@ $S --mode topk random --k 10 40 160 $D --out $R/k
 $S --mode topk dense --dropout 0.1 --bias-correction none --seeds 1 --epochs 10 --out $R/adam10
 $S --mode topk dense --dropout 0.1 --bias-correction none --seeds 1-5 --epochs 3 --out $R/adam
 $S --optimizer adagrad --lr 0.1 --mode topk dense --k 10 --dropout 0 --seeds 1-2 --epochs 3 --out $R/adagrad
+# 7. the 10-epoch pair's second seed, then AdaGrad over 10 epochs (seed 1)
+$S --mode topk dense --dropout 0.1 --bias-correction none --seeds 1-2 --epochs 10 --out $R/adam10
+$S --optimizer adagrad --lr 0.1 --mode topk dense --k 10 --dropout 0 --seeds 1 --epochs 10 --out $R/adagrad10
