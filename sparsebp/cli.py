@@ -17,7 +17,9 @@ from sparsebp.kernels import BACKENDS
 
 from . import __version__, checkpoint, tasks
 from . import train as T
+from .layers import Linear
 from .meprop import MODES
+from .optim import Adam
 from .serialize import LoadError, WriteError
 
 
@@ -63,6 +65,11 @@ def _add_common(t, d):
                    help="the paper code's Adam: update every row every step (without it: lazy, selected rows only)")
     t.add_argument("--dropout", type=finite_float, default=d.dropout,
                    help="probability of dropping a hidden unit in training")
+    t.add_argument("--adam-eps", type=finite_float, default=d.adam_eps, help="Adam's epsilon")
+    t.add_argument("--bias-correction", choices=Adam.BIAS_CORRECTIONS, default=d.bias_correction,
+                   help="Adam's bias correction: per-row step counts, the global step, or none")
+    t.add_argument("--init", choices=sorted(Linear.INITS), default=d.init,
+                   help="weight init: csharp (the C# code's normal, std sqrt(6/(in+out))), glorot, pytorch")
     t.add_argument("--activation", choices=["relu", "tanh"], default=d.activation,
                    help="hidden activation (the paper's MNIST MLP: relu)")
     t.add_argument("--seed", type=int, default=d.seed,
@@ -86,7 +93,7 @@ def _add_common(t, d):
                         "(needs the [mpi] extra; see sparsebp/distributed.py)")
 
 
-def _parser():
+def _parser(paper=False):
     p = argparse.ArgumentParser(prog="sparsebp", description="meProp: sparsified back propagation")
     p.add_argument("--version", action="version", version=f"sparsebp {__version__}")
     p.add_argument("--traceback", action="store_true",
@@ -98,7 +105,11 @@ def _parser():
         task = tasks.get(name)
         t = tsub.add_parser(name, help=task.HELP, description=task.HELP,
                             formatter_class=_Help)
-        _add_common(t, T.Config(task=name, **task.DEFAULTS))
+        paper_fields = getattr(task, "PAPER", {})
+        _add_common(t, T.Config(task=name, **{**task.DEFAULTS, **(paper_fields if paper else {})}))
+        if paper_fields:
+            t.add_argument("--paper", action="store_true", help="the paper's settings where the defaults "
+                           "differ: " + ", ".join(f"{k}={v}" for k, v in paper_fields.items()))
         t.add_argument("--data", default=None, metavar="DIR", help=task.DATA_HELP)
         for flag, kwargs in task.ARGUMENTS:
             if kwargs.get("type") is float:
@@ -115,6 +126,10 @@ def _parser():
     r.add_argument("files", nargs="+", help="results files; the first is the baseline of the ratios")
     from . import bench_layer
     bench_layer.add_parser(sub)
+    r.add_argument("--group", action="store_true",
+                   help="one line per configuration: mean ± std over seeds (files or directories)")
+    sub.add_parser("sweep", add_help=False, help="train a grid of configurations over seeds (see sweep --help)")
+    sub.add_parser("plot", add_help=False, help="draw PNG figures from results files (see plot --help)")
     return p
 
 
@@ -194,14 +209,21 @@ def _config(a, task):
                     batch_size=a.batch_size, epochs=a.epochs, optimizer=a.optimizer,
                     lr=a.lr if a.lr is not None else T.DEFAULT_LR[a.optimizer],
                     clip=a.clip, dense_adam=a.dense_adam, dropout=a.dropout, seed=a.seed,
+                    adam_eps=a.adam_eps, bias_correction=a.bias_correction, init=a.init,
                     activation=a.activation, backend=a.backend, data=a.data or "", limit=a.limit,
                     threads=a.threads, extra=extra)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] in (["sweep"], ["plot"]):          # their own parsers (sweep.py, plot.py)
+        from . import plot, sweep
+        return {"sweep": sweep.main, "plot": plot.main}[argv[0]](argv[1:])
     parser = _parser()
     args = parser.parse_args(argv)
+    if getattr(args, "paper", False):                  # the same flags over the paper's defaults
+        parser = _parser(paper=True)
+        args = parser.parse_args(argv)
     try:
         if args.command == "explain":
             from . import explain
@@ -212,6 +234,10 @@ def main(argv=None):
         if args.command == "eval-parse":
             return eval_parse(args.pred, args.gold)
         if args.command == "report":
+            if args.group:
+                from .sweep import load, summarize
+                print(summarize(load(args.files)))
+                return 0
             print(report(args.files))
             return 0
         return _train(parser, args)

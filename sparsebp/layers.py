@@ -24,6 +24,7 @@ class Linear(Module):
     dtype : float32 by default; float64 for gradient checks.
     weight, bias : optional arrays to use as the parameters themselves (not copied):
         weight (n_out, n_in), bias (n_out,); see `from_weights`.
+    init : the weights' initialisation (`INITS`) when no weight is given; the bias starts at zero.
 
     The bias gets the full, dense dy, as in both official implementations:
     meProp sparsifies the matrix products only, and db costs O(B n_out) anyway.
@@ -31,7 +32,17 @@ class Linear(Module):
     deviation sqrt(6 / (n_in + n_out)), zero bias.
     """
 
-    def __init__(self, n_in, n_out, k=None, mode="topk", dtype=np.float32, weight=None, bias=None):
+    # name -> (n_out, n_in) float64 weights from the run's generator
+    INITS = {
+        # the official C# code: normal, std sqrt(6 / (fan_in + fan_out)), which is
+        # sqrt(3) wider than Glorot's normal (its uniform has this bound, not std)
+        "csharp": lambda g, n_in, n_out: g.normal(0.0, np.sqrt(6.0 / (n_in + n_out)), (n_out, n_in)),
+        "glorot": lambda g, n_in, n_out: g.normal(0.0, np.sqrt(2.0 / (n_in + n_out)), (n_out, n_in)),
+        # PyTorch's nn.Linear default (the official PyTorch example): U(-1/sqrt(n_in), 1/sqrt(n_in))
+        "pytorch": lambda g, n_in, n_out: g.uniform(-1.0, 1.0, (n_out, n_in)) / np.sqrt(n_in),
+    }
+
+    def __init__(self, n_in, n_out, k=None, mode="topk", dtype=np.float32, init="csharp", weight=None, bias=None):
         if mode not in MODES:
             raise ValueError(f"Linear({n_in}->{n_out}): unknown mode {mode!r}; choose one of {MODES}")
         if k is None:
@@ -39,10 +50,11 @@ class Linear(Module):
         elif not (isinstance(k, (int, np.integer)) and 1 <= k <= n_out):
             raise ValueError(f"Linear({n_in}->{n_out}): k={k!r} is out of range; "
                              f"need an integer 1 <= k <= n_out = {n_out}")
+        if init not in self.INITS:
+            raise ValueError(f"Linear({n_in}->{n_out}): unknown init {init!r}; choose one of {sorted(self.INITS)}")
         self.n_in, self.n_out, self.k, self.mode = n_in, n_out, k, mode
         if weight is None:
-            std = np.sqrt(6.0 / (n_in + n_out))
-            weight = K().to_device(rng().normal(0.0, std, (n_out, n_in)).astype(dtype))
+            weight = K().to_device(self.INITS[init](rng(), n_in, n_out).astype(dtype))
         elif tuple(weight.shape) != (n_out, n_in):
             raise ValueError(f"Linear({n_in}->{n_out}): weight must be ({n_out}, {n_in}), got {tuple(weight.shape)}")
         if bias is None:

@@ -123,29 +123,52 @@ class AdaGrad(Optimizer):
 class Adam(Optimizer):
     """Adam on the selected rows (the paper's settings by default).
 
-    Bias correction uses a step count per row (state "T"): a row's first update
-    is corrected as a first step however late it comes. (Lazy Adam elsewhere
-    uses the global step, which under-corrects rarely selected rows: their first
-    update would be about (1 - beta1) times the size Adam intends.)
-
+    bias_correction : how a row's moments are corrected for their zero start.
+        "row" (default): a step count per row (state "T"): a row's first update
+        is corrected as a first step however late it comes. "global": the
+        optimizer's step count, as lazy Adam elsewhere (a rarely selected row is
+        under-corrected). "none": no correction, M and V used as they are.
     lazy=False is the paper code's dense Adam: every row is updated every step,
     unselected rows with a zero gradient, so their momentum keeps moving them.
     """
 
     state_names = ("M", "V")
+    BIAS_CORRECTIONS = ("row", "global", "none")
+    # A count so large that beta ** count is 0 in float64: 1 / (1 - beta ** t) = 1,
+    # so the kernels' per-row correction becomes no correction.
+    _NO_CORRECTION = 2 ** 40
 
-    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, clip=CLIP, lazy=True):
+    def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, clip=CLIP, lazy=True,
+                 bias_correction="row"):
+        if bias_correction not in self.BIAS_CORRECTIONS:
+            raise ValueError(f"Adam: bias_correction must be one of {self.BIAS_CORRECTIONS}, "
+                             f"got {bias_correction!r}")
+        if not eps > 0:
+            raise ValueError(f"Adam: eps must be > 0, got {eps!r}")
         self.beta1, self.beta2, self.eps, self.lazy = float(beta1), float(beta2), float(eps), lazy
+        self.bias_correction, self.steps = bias_correction, 0
         super().__init__(params, lr, clip)
 
     def _init_state(self, p):
         st = super()._init_state(p)
-        st["T"] = K().zeros((p.shape[0],), np.int64)
+        t0 = self._NO_CORRECTION if self.bias_correction == "none" else 0
+        st["T"] = K().to_device(np.full((p.shape[0],), t0, np.int64))
         return st
+
+    def step(self):
+        self.steps += 1
+        super().step()
+
+    def load_state_dict(self, d):
+        super().load_state_dict(d)
+        if self.bias_correction == "global":     # the step count is what "T" holds after a step
+            self.steps = max(int(K().to_host(st["T"]).max()) for st in self.state)
 
     def _update(self, W, G, rows, st, p, all_rows):
         if not self.lazy and p.rows is not None:
             K().zero_unselected(G, rows)
             rows = all_rows
+        if self.bias_correction == "global":     # every row counts as updated at each step
+            st["T"] = K().to_device(np.full((p.shape[0],), self.steps - 1, np.int64))
         K().adam_rows(W, st["M"], st["V"], st["T"], G, rows, self.lr,
                       self.beta1, self.beta2, self.eps, self.clip)

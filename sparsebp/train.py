@@ -37,6 +37,9 @@ class Config:
     lr: float = 1e-3
     clip: float = CLIP
     dense_adam: bool = False
+    adam_eps: float = 1e-8
+    bias_correction: str = "row"
+    init: str = "csharp"
     dropout: float = 0.0
     activation: str = "relu"
     seed: int = 1
@@ -50,7 +53,8 @@ class Config:
 def build_optimizer(params, cfg):
     if cfg.optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg.optimizer!r}; choose one of {sorted(OPTIMIZERS)}")
-    kwargs = {"lazy": not cfg.dense_adam} if cfg.optimizer == "adam" else {}
+    kwargs = ({"lazy": not cfg.dense_adam, "eps": cfg.adam_eps, "bias_correction": cfg.bias_correction}
+              if cfg.optimizer == "adam" else {})
     return OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr, clip=cfg.clip, **kwargs)
 
 

@@ -200,3 +200,22 @@ def test_bad_labels_and_dropout_p():
 def test_unknown_backend():
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         sb.set_backend("gpu")
+
+
+@pytest.mark.parametrize("init,std", [("csharp", np.sqrt(6 / 1100)), ("glorot", np.sqrt(2 / 1100)),
+                                      ("pytorch", 1 / np.sqrt(3 * 600))])
+def test_linear_init_has_its_scale(init, std):
+    # (500, 600) weights: the sample std is within 2% of the formula's
+    sb.seed(0)
+    lin = sb.Linear(600, 500, init=init)
+    W = np.asarray(lin.weight.data)
+    assert W.dtype == np.float32 and abs(W.mean()) < 1e-3
+    assert abs(W.std() / std - 1) < 0.02
+    assert not np.asarray(lin.bias.data).any()
+    if init == "pytorch":
+        assert np.abs(W).max() <= 1 / np.sqrt(600)
+
+
+def test_linear_rejects_unknown_init():
+    with pytest.raises(ValueError, match="unknown init 'he'"):
+        sb.Linear(3, 2, init="he")

@@ -142,3 +142,51 @@ def test_optimizer_rejects_bad_settings():
         sb.Adam(ps, clip=-1)
     with pytest.raises(ValueError, match="got no parameters"):
         sb.Adam([])
+
+
+@pytest.mark.parametrize("correction", ["row", "global", "none"])
+def test_adam_bias_corrections_follow_their_formula(backend, correction):
+    # lazy Adam over 4 steps of top-k; each row's correction count: its own updates
+    # ("row"), the optimizer's steps ("global") or none at all
+    sb.seed(0)
+    model = _mlp("topk", 2)
+    params = model.parameters()
+    want = [p.data.astype(np.float64) for p in params]
+    M = [np.zeros(p.shape) for p in params]
+    V = [np.zeros(p.shape) for p in params]
+    T = [np.zeros(p.shape[0]) for p in params]
+    opt = sb.Adam(params, lr=1e-2, eps=1e-6, bias_correction=correction)
+    for step in range(1, 5):
+        _step(model, opt, *_batch(step, B=2))
+        for i, p in enumerate(params):
+            rows = np.arange(p.shape[0]) if p.rows is None else np.asarray(p.rows)
+            g = p.dense_grad().astype(np.float64)[rows]
+            M[i][rows] = 0.9 * M[i][rows] + 0.1 * g
+            V[i][rows] = 0.999 * V[i][rows] + 0.001 * g * g
+            T[i][rows] += 1
+            t = {"row": T[i][rows], "global": np.full(len(rows), step), "none": np.full(len(rows), np.inf)}[correction]
+            t = t.reshape((-1,) + (1,) * (p.data.ndim - 1))
+            mhat, vhat = M[i][rows] / (1 - 0.9 ** t), V[i][rows] / (1 - 0.999 ** t)
+            want[i][rows] -= 1e-2 * mhat / (np.sqrt(vhat) + 1e-6)
+    assert any(p.rows is not None and len(p.rows) < p.shape[0] for p in params)   # sparse steps
+    for p, w in zip(params, want):
+        assert_close(p.data, w, 1e-5, 1e-4)
+
+
+def test_adam_global_correction_resumes_its_step_count():
+    sb.seed(0)
+    model = _mlp("topk", 2)
+    opt = sb.Adam(model.parameters(), bias_correction="global")
+    for s in range(3):
+        _step(model, opt, *_batch(s))
+    twin = sb.Adam(model.parameters(), bias_correction="global")
+    twin.load_state_dict(opt.state_dict())
+    assert twin.steps == opt.steps == 3
+
+
+def test_adam_rejects_bad_settings():
+    ps = sb.Linear(2, 2).parameters()
+    with pytest.raises(ValueError, match="bias_correction must be one of"):
+        sb.Adam(ps, bias_correction="per-row")
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        sb.Adam(ps, eps=0)

@@ -144,7 +144,7 @@ def test_report_table(tmp_path, capsys):
     for mode in ("dense", "topk"):
         out = tmp_path / f"{mode}.json"
         assert cli.main(["train", "mnist", "--limit", "300", "--epochs", "1", "--hidden", "16", "--k", "4",
-                         "--mode", mode, "--out", str(out), "--no-progress"]) == 0
+                         "--mode", mode, "--out", str(out), "--no-progress", "--paper"]) == 0
         files.append(str(out))
     capsys.readouterr()
     assert cli.main(["report", *files]) == 0
@@ -161,3 +161,37 @@ def test_build_mlp_follows_the_config():
     lin = [m for m in model.layers if isinstance(m, sb.Linear)]
     assert [(m.mode, m.k) for m in lin] == [("unified", 3)] * 3 + [("dense", None)]
     assert (lin[0].n_in, lin[-1].n_out) == (5, 4)
+
+
+def test_cli_adam_and_init_flags_reach_the_run(tmp_path, monkeypatch):
+    seen = {}
+    real = T.build_optimizer
+
+    def spy(params, cfg):
+        seen["opt"] = real(params, cfg)
+        return seen["opt"]
+    monkeypatch.setattr(T, "build_optimizer", spy)
+    out = tmp_path / "r.json"
+    assert cli.main(["train", "mnist", "--limit", "100", "--epochs", "1", "--hidden", "8", "--k", "2",
+                     "--adam-eps", "1e-6", "--bias-correction", "none", "--init", "glorot",
+                     "--out", str(out), "--no-progress"]) == 0
+    c = json.loads(out.read_text())["config"]
+    assert (c["adam_eps"], c["bias_correction"], c["init"]) == (1e-6, "none", "glorot")
+    assert (seen["opt"].eps, seen["opt"].bias_correction) == (1e-6, "none")
+
+
+@pytest.mark.parametrize("argv,want", [
+    ([], ("none", 0.1)),                                   # the default: the stable top-k + Adam
+    (["--paper"], ("row", 0.0)),                           # the paper's settings
+    (["--paper", "--dropout", "0.3"], ("row", 0.3)),       # an explicit flag still wins
+    (["--bias-correction", "global"], ("global", 0.1)),
+])
+def test_mnist_defaults_and_paper_flag(argv, want, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(T, "run", lambda cfg, data, **kw: seen.setdefault("cfg", cfg) and
+                        {"best": {"epoch": 1, "dev_acc": 0.5, "test_acc": 0.5}})
+    monkeypatch.setattr(mnist_task, "load", lambda cfg: load_mnist().head(10))
+    assert cli.main(["train", "mnist", "--no-progress", "--out", os.devnull, *argv]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.bias_correction, cfg.dropout) == want
+    assert (cfg.optimizer, cfg.lr, cfg.k, cfg.batch_size, cfg.init, cfg.adam_eps) == ("adam", 1e-3, 20, 10, "csharp", 1e-8)

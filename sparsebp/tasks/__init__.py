@@ -4,6 +4,8 @@ A task module defines:
 
     NAME, HELP, DATA_HELP  its name on the command line, one line of help, what --data takes
     DEFAULTS               Config fields it sets differently (dict)
+    PAPER                  (optional) Config fields that `--paper` restores to the paper's
+                           setting where DEFAULTS depart from it (dict)
     ARGUMENTS              its own flags: [(flag, argparse kwargs)], kept in Config.extra
     validate(cfg)          -> list of error messages for bad settings
     load(cfg)              -> its data (train, dev and test splits)
