@@ -108,8 +108,8 @@ def _parser(paper=False):
         paper_fields = getattr(task, "PAPER", {})
         _add_common(t, T.Config(task=name, **{**task.DEFAULTS, **(paper_fields if paper else {})}))
         if paper_fields:
-            t.add_argument("--paper", action="store_true", help="the paper's settings where the defaults "
-                           "differ: " + ", ".join(f"{k}={v}" for k, v in paper_fields.items()))
+            t.add_argument("--paper", action="store_true", help="the paper's settings where sparsebp's "
+                           "choices differ: " + ", ".join(f"{k}={v}" for k, v in paper_fields.items()))
         t.add_argument("--data", default=None, metavar="DIR", help=task.DATA_HELP)
         for flag, kwargs in task.ARGUMENTS:
             if kwargs.get("type") is float:
