@@ -61,3 +61,19 @@ def test_targets_table_from_results():
     assert rows["layer backward n=500 k=20 B=50: topk vs dense"]["got"] == "12.0x (threads)"
     assert rows["layer backward n=500 k=20 B=50: unified vs dense"]["met"] == "yes"
     assert rows["per-example top-k of a 50x500 dy, k=20"]["met"] == "NO"
+
+
+@pytest.mark.parametrize("mode", ["dense", "topk"])
+def test_parser_step_validation_passes(tmp_path, mode):
+    import shutil
+    from benchmarks import parse as bp
+    from sparsebp.tasks import parse as P
+    from sparsebp.train import Config
+    tiny = __file__.replace("test_benchmarks.py", "data/tiny.conllu")
+    for split in ("train", "dev", "test"):
+        shutil.copy(tiny, tmp_path / f"{split}.conllu")
+    tb = P.load(Config(task="parse", data=str(tmp_path)))
+    x, y = P.batch(tb, np.arange(7))
+    bp.validate_step(tb, mode, x, y, hidden=24, k=5, embed=6)
+    if bp.torch is not None:
+        bp.validate_torch(tb, x, y)
