@@ -19,6 +19,7 @@ from sparsebp.train import Config, build_optimizer
 SETTINGS = [
     ("dense, relu", dict(mode="dense")),
     ("top-k k=20, relu", dict(mode="topk")),
+    ("top-k k=20, relu, on the NumPy reference kernels", dict(mode="topk", backend="numpy")),
     ("top-k k=20, relu, the paper code's dense Adam", dict(mode="topk", dense_adam=True)),
     ("top-k k=20, relu, lr 3e-4", dict(mode="topk", lr=3e-4)),
     ("top-k k=20, relu, no clipping", dict(mode="topk", clip=0.0)),
@@ -32,6 +33,11 @@ SETTINGS = [
 
 def losses(tb, base, overrides, steps=300, batch=100, every=50):
     cfg = Config(**{**base.__dict__, **overrides})
+    with sb.using(cfg.backend):
+        return _losses(tb, cfg, steps, batch, every)
+
+
+def _losses(tb, cfg, steps, batch, every):
     sb.seed(1)
     model = P.build_model(cfg, tb)
     opt = build_optimizer(model.parameters(), cfg)
