@@ -42,7 +42,8 @@ ARGUMENTS = [
                        help="write the test set parsed by the best-dev model here (CoNLL-U)")),
 ]
 PUNCT = "PUNCT"
-SPECIALS = ("<null>", "<root>")          # after Vocab's <unk> (id 0): ids 1 and 2
+SPECIALS = ("<null>", "<root>")          # after Vocab's <unk> (id 0): ids NULL and ROOT
+NULL, ROOT = 1, 2                         # "no such item" and the artificial root, in each Vocab
 
 
 def validate(cfg):
@@ -94,7 +95,7 @@ class Treebank:
 
     @property
     def nulls(self):
-        return np.array([1, len(self.words) + 1, self.label_offset], np.int32)
+        return np.array([NULL, len(self.words) + NULL, self.label_offset], np.int32)
 
     @property
     def label_ids(self):
@@ -116,8 +117,8 @@ def _ids(tb, sentences):
     starts[1:] = np.cumsum([len(s) + 1 for s in sentences])
     word, tag = np.empty(starts[-1], np.int32), np.empty(starts[-1], np.int32)
     for s, a in zip(sentences, starts):
-        word[a] = 2
-        tag[a] = len(tb.words) + 2
+        word[a] = ROOT
+        tag[a] = len(tb.words) + ROOT
         word[a + 1:a + 1 + len(s)] = tb.words.index([_word(f) for f in s.form])
         tag[a + 1:a + 1 + len(s)] = tb.tags.index(getattr(s, tb.tag_column)) + len(tb.words)
     return word, tag, starts
