@@ -89,3 +89,19 @@ def test_ladder_bench_rows(monkeypatch):
     fake = lambda fns: {name: 2.0 if "simple" in name else 1.0 for name in fns}  # noqa: E731
     rows = ladder.bench_ladder(fake, Bs=(2,), ns=(16,), ks=(3,))
     assert rows[0]["topk_rows_speedup"] == 2.0 and rows[0]["unified_backward_tuned_us"] == 1.0
+
+
+@pytest.mark.parametrize("mode", ["dense", "topk"])
+def test_parser_step_validation_passes(tmp_path, mode):
+    import shutil
+    from benchmarks import parse as bp
+    from sparsebp.tasks import parse as P
+    from sparsebp.train import Config
+    tiny = __file__.replace("test_benchmarks.py", "data/tiny.conllu")
+    for split in ("train", "dev", "test"):
+        shutil.copy(tiny, tmp_path / f"{split}.conllu")
+    tb = P.load(Config(task="parse", data=str(tmp_path)))
+    x, y = P.batch(tb, np.arange(7))
+    bp.validate_step(tb, mode, x, y, hidden=24, k=5, embed=6)
+    if bp.torch is not None:
+        bp.validate_torch(tb, x, y)

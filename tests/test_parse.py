@@ -1,5 +1,6 @@
 """The parser: the arc-standard oracle, projectivity, well-formed greedy decoding,
 training on a tiny treebank, UAS/LAS scoring, and the CLI end to end."""
+import copy
 import json
 import os
 import shutil
@@ -168,7 +169,7 @@ def test_a_few_steps_lower_the_loss(tb, mode):
 
 def test_score_hand_checked(tmp_path):
     gold = read_conllu(TINY)[:2]
-    pred = [P.copy.copy(s) for s in gold]
+    pred = [copy.copy(s) for s in gold]
     # The cat sat . : "cat" gets the wrong label; "." (PUNCT) a wrong head, not scored
     pred[0].head, pred[0].deprel = np.array([2, 3, 0, 1]), ["det", "obj", "root", "punct"]
     # I do n't know . : "I" a wrong head, "do" the right head with a wrong label

@@ -42,7 +42,8 @@ ARGUMENTS = [
                        help="write the test set parsed by the best-dev model here (CoNLL-U)")),
 ]
 PUNCT = "PUNCT"
-SPECIALS = ("<null>", "<root>")          # after Vocab's <unk> (id 0): ids 1 and 2
+SPECIALS = ("<null>", "<root>")          # after Vocab's <unk> (id 0): ids NULL and ROOT
+NULL, ROOT = 1, 2                         # "no such item" and the artificial root, in each Vocab
 
 
 def validate(cfg):
@@ -80,8 +81,9 @@ class Treebank:
     n_train_sentences: int
     non_projective: int
     features_s: float
-    best_dev: float = -1.0
-    predict: str = None
+    predict: str = None        # --predict: the file for the test set at the best-dev epoch
+    best_dev: float = -1.0     # the best dev UAS so far, and whether the last dev score was it
+    dev_is_best: bool = False
 
     @property
     def label_offset(self):
@@ -93,7 +95,7 @@ class Treebank:
 
     @property
     def nulls(self):
-        return np.array([1, len(self.words) + 1, self.label_offset], np.int32)
+        return np.array([NULL, len(self.words) + NULL, self.label_offset], np.int32)
 
     @property
     def label_ids(self):
@@ -115,8 +117,8 @@ def _ids(tb, sentences):
     starts[1:] = np.cumsum([len(s) + 1 for s in sentences])
     word, tag = np.empty(starts[-1], np.int32), np.empty(starts[-1], np.int32)
     for s, a in zip(sentences, starts):
-        word[a] = 2
-        tag[a] = len(tb.words) + 2
+        word[a] = ROOT
+        tag[a] = len(tb.words) + ROOT
         word[a + 1:a + 1 + len(s)] = tb.words.index([_word(f) for f in s.form])
         tag[a + 1:a + 1 + len(s)] = tb.tags.index(getattr(s, tb.tag_column)) + len(tb.words)
     return word, tag, starts
@@ -226,9 +228,9 @@ def build_model(cfg, tb):
                       build_mlp(A.N_FEATURES * dim, A.n_transitions(len(tb.labels)), cfg))
 
 
-def parse(model, tb, sentences):
-    """Copies of sentences with the heads and labels the model predicts (greedy,
-    every sentence at once, one model call per step)."""
+def padded(tb, sentences):
+    """(word, tag, n): (S, N + 1) int32 feature ids of each sentence from its ROOT
+    (N the longest sentence, padding "no item"), and (S,) words per sentence."""
     word, tag, starts = _ids(tb, sentences)
     n = np.diff(starts) - 1
     pad_word = np.full((len(sentences), n.max(initial=0) + 1), tb.nulls[0], np.int32)
@@ -236,10 +238,21 @@ def parse(model, tb, sentences):
     for i, a in enumerate(starts[:-1]):
         pad_word[i, :n[i] + 1] = word[a:a + n[i] + 1]
         pad_tag[i, :n[i] + 1] = tag[a:a + n[i] + 1]
+    return pad_word, pad_tag, n
+
+
+def scorer(model):
+    """The decoder's score function: features (m, 48) -> (m, 2L + 1) host logits."""
+    return lambda feats: K().to_host(model(feats))
+
+
+def parse(model, tb, sentences):
+    """Copies of sentences with the heads and labels the model predicts (greedy,
+    every sentence at once, one model call per step)."""
+    word, tag, n = padded(tb, sentences)
     model.eval()
     try:
-        head, rel = A.decode(lambda f: K().to_host(model(f)), pad_word, pad_tag, n, tb.nulls,
-                             tb.label_ids, tb.root_label)
+        head, rel = A.decode(scorer(model), word, tag, n, tb.nulls, tb.label_ids, tb.root_label)
     finally:
         model.train()
     out = []
@@ -283,7 +296,7 @@ def evaluate(model, tb, split):
     s = score(pred, tb.gold[split])
     if split == "dev":
         tb.dev_is_best, tb.best_dev = s["uas"] > tb.best_dev, max(tb.best_dev, s["uas"])
-    elif tb.predict and getattr(tb, "dev_is_best", False):
+    elif tb.predict and tb.dev_is_best:
         write_conllu(tb.predict, pred)     # the test set at the best-dev epoch
     return {"acc": s["uas"], "las": s["las"], "parse_s": seconds}
 
