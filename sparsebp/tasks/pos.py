@@ -36,7 +36,7 @@ DATA_ENV = "SPARSEBP_DATA"
 DATA_NAME = "ud-english-ewt"
 DATA_HELP = ("a directory with train.conllu, dev.conllu and test.conllu "
              f"(default: ${DATA_ENV}/{DATA_NAME} when {DATA_ENV} is set)")
-DEFAULTS = {"hidden": 128, "layers": 1, "batch_size": 32, "epochs": 8, "k": 16, "dropout": 0.25}
+DEFAULTS = {"hidden": 64, "layers": 1, "batch_size": 32, "epochs": 8, "k": 16, "dropout": 0.25}
 ARGUMENTS = [
     ("--tagset", dict(choices=["xpos", "upos"], default="xpos",
                       help="the gold tags to predict: xpos (Penn Treebank tags) or upos")),
