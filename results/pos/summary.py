@@ -1,7 +1,7 @@
 """Mean and spread over seeds of the POS runs in results/pos/ (MODE-kK-seedS.json):
 test accuracy at the best-dev epoch, and the training times summed over the epochs
-(forward, backward, the LSTMs' + output layer's backward, update), with the ratios
-dense / meProp taken per seed (the runs of a seed ran side by side).
+per epoch (forward, backward, the LSTMs' + output layer's backward, update), with
+the ratios dense / meProp taken per seed.
 
     python results/pos/summary.py > results/pos/summary.md
 """
@@ -28,7 +28,9 @@ def load():
 
 
 def times(r):
-    t = {k: sum(e[k] for e in r["epochs"]) for k in ("forward_s", "backward_s", "linear_backward_s", "update_s")}
+    """Seconds per epoch (the mean over the epochs run)."""
+    t = {k: float(np.mean([e[k] for e in r["epochs"]])) for k in ("forward_s", "backward_s", "linear_backward_s",
+                                                                 "update_s")}
     t["total_s"] = t["forward_s"] + t["backward_s"] + t["update_s"]
     return t
 
@@ -59,9 +61,9 @@ def main():
         print(f"| {name} | {', '.join(map(str, seeds))} | {'/'.join(map(str, n_ep))} | "
               f"{'/'.join(str(r['best']['epoch']) for r in rs)} | "
               f"{stat([100 * r['best']['dev_acc'] for r in rs])} | {stat([100 * r['best']['test_acc'] for r in rs])} | "
-              f"{stat([t['linear_backward_s'] / n for t, n in zip(ts, n_ep)], '{:.1f}')} | "
+              f"{stat([t['linear_backward_s'] for t in ts], '{:.1f}')} | "
               f"{stat(bratio, '{:.2f}') if bratio else '-'} | "
-              f"{stat([t['total_s'] / n for t, n in zip(ts, n_ep)], '{:.1f}')} | "
+              f"{stat([t['total_s'] for t in ts], '{:.1f}')} | "
               f"{stat(tratio, '{:.2f}') if tratio else '-'} | {100 * rows:.1f}% |")
 
 
