@@ -203,7 +203,7 @@ def test_cli_bad_data(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         cli.main(["train", "pos", "--data", str(tmp_path), "--layers", "0", "--k", "999"])
     err = capsys.readouterr().err
-    assert "--layers must be >= 1" in err and "--k must be in [1, 512]" in err
+    assert "--layers must be >= 1" in err and "--k must be in [1, 256]" in err
 
 
 def test_data_from_environment(data_dir, tmp_path, monkeypatch):

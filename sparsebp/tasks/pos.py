@@ -71,8 +71,6 @@ def validate(cfg):
     if cfg.mode != "dense" and not 1 <= cfg.k <= top:
         errors.append(f"--k must be in [1, {top}] ({'--hidden' if top == cfg.hidden else '4 x --hidden'}; "
                       f"got {cfg.k})")
-    if cfg.layers < 1:
-        errors.append("--layers must be >= 1")
     for name in ("embed", "min_count", "eval_batch"):
         if _extra(cfg, name, 1) < 1:
             errors.append(f"--{name.replace('_', '-')} must be >= 1")
