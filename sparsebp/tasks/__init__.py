@@ -21,7 +21,7 @@ The training loop (`sparsebp/train.py`) knows nothing else of a task.
 """
 import importlib
 
-TASKS = ("mnist", "parse")
+TASKS = ("mnist", "parse", "pos")
 
 
 def get(name):
