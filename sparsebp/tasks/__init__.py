@@ -29,3 +29,19 @@ def get(name):
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
     return importlib.import_module(f"{__name__}.{name}")
+
+
+def extra(cfg, name, default):
+    """A task's own flag from cfg.extra; `default` when a Config built in Python lacks it."""
+    value = cfg.extra.get(name)
+    return default if value is None else value
+
+
+def mlp_errors(cfg):
+    """The checks every task with a meProp MLP of cfg.hidden units makes (mnist, parse)."""
+    errors = []
+    if cfg.mode != "dense" and not 1 <= cfg.k <= cfg.hidden:
+        errors.append(f"--k must be in [1, --hidden = {cfg.hidden}] (got {cfg.k})")
+    if cfg.activation not in ("relu", "tanh"):
+        errors.append(f"--activation must be relu or tanh (got {cfg.activation})")
+    return errors

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from ..backend import K
 from ..layers import Dropout, Linear, ReLU, Tanh
 from ..module import Sequential
+from . import extra, mlp_errors
 
 NAME = "mnist"
 HELP = "MNIST MLP, as in the paper (any data set in the MNIST IDX layout with --data)"
@@ -27,29 +28,20 @@ ARGUMENTS = [
 ]
 
 
-def _extra(cfg, name, default):
-    """A task flag from cfg.extra (a Config built in Python may not have it)."""
-    value = cfg.extra.get(name)
-    return default if value is None else value
-
 
 def validate(cfg):
-    errors = []
-    if cfg.mode != "dense" and not 1 <= cfg.k <= cfg.hidden:
-        errors.append(f"--k must be in [1, --hidden = {cfg.hidden}] (got {cfg.k})")
-    if cfg.activation not in ("relu", "tanh"):
-        errors.append(f"--activation must be relu or tanh (got {cfg.activation})")
-    if _extra(cfg, "dev_size", DEV_SIZE) < 1:
+    errors = mlp_errors(cfg)
+    if extra(cfg, "dev_size", DEV_SIZE) < 1:
         errors.append("--dev-size must be >= 1")
-    if _extra(cfg, "classes", 10) < 2:
+    if extra(cfg, "classes", 10) < 2:
         errors.append("--classes must be >= 2")
     return errors
 
 
 def load(cfg):
     from ..data import load_mnist
-    data = load_mnist(cfg.data or None, dev_size=_extra(cfg, "dev_size", DEV_SIZE),
-                      n_classes=_extra(cfg, "classes", 10))
+    data = load_mnist(cfg.data or None, dev_size=extra(cfg, "dev_size", DEV_SIZE),
+                      n_classes=extra(cfg, "classes", 10))
     return data.head(cfg.limit) if cfg.limit else data
 
 

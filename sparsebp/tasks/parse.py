@@ -24,6 +24,7 @@ from ..backend import K
 from ..data import Vocab, read_conllu, write_conllu
 from ..layers import Embedding
 from ..module import Module, Sequential
+from . import mlp_errors
 from .mnist import build_mlp
 
 NAME = "parse"
@@ -47,11 +48,7 @@ NULL, ROOT = 1, 2                         # "no such item" and the artificial ro
 
 
 def validate(cfg):
-    errors = []
-    if cfg.mode != "dense" and not 1 <= cfg.k <= cfg.hidden:
-        errors.append(f"--k must be in [1, --hidden = {cfg.hidden}] (got {cfg.k})")
-    if cfg.activation not in ("relu", "tanh"):
-        errors.append(f"--activation must be relu or tanh (got {cfg.activation})")
+    errors = mlp_errors(cfg)
     if cfg.extra.get("embed", 50) < 1:
         errors.append("--embed must be >= 1")
     if cfg.extra.get("min_count", 1) < 1:

@@ -35,6 +35,7 @@ from ..data import Vocab, read_conllu
 from ..layers import Dropout, Embedding, Linear
 from ..lstm import BiLSTM
 from ..module import Module
+from . import extra
 
 NAME = "pos"
 HELP = "BiLSTM part-of-speech tagger with meProp on the LSTMs, on CoNLL-U (e.g. UD English EWT)"
@@ -58,7 +59,7 @@ N_FEATURES = 4
 EVAL_BATCH = 256
 
 
-def _extra(cfg, name, default):
+def extra(cfg, name, default):
     value = cfg.extra.get(name)
     return default if value is None else value
 
@@ -73,12 +74,12 @@ def data_dir(cfg):
 
 def validate(cfg):
     errors = []
-    top = cfg.hidden if _extra(cfg, "per_gate", False) else 4 * cfg.hidden
+    top = cfg.hidden if extra(cfg, "per_gate", False) else 4 * cfg.hidden
     if cfg.mode != "dense" and not 1 <= cfg.k <= top:
         errors.append(f"--k must be in [1, {top}] ({'--hidden' if top == cfg.hidden else '4 x --hidden'}; "
                       f"got {cfg.k})")
     for name in ("embed", "min_count", "eval_batch"):
-        if _extra(cfg, name, 1) < 1:
+        if extra(cfg, name, 1) < 1:
             errors.append(f"--{name.replace('_', '-')} must be >= 1")
     if not data_dir(cfg):
         errors.append(f"pos needs --data DIR (train.conllu, dev.conllu, test.conllu), or {DATA_ENV} "
@@ -176,14 +177,14 @@ def load(cfg):
     train = sents["train"][:cfg.limit] if cfg.limit else sents["train"]
     if not train:
         raise ValueError(f"pos: {paths['train']} holds no sentences")
-    tagset = _extra(cfg, "tagset", "xpos")
+    tagset = extra(cfg, "tagset", "xpos")
     feats = list(zip(*(features(f) for s in train for f in s.form)))
-    min_count = _extra(cfg, "min_count", 2)
+    min_count = extra(cfg, "min_count", 2)
     vocabs = [Vocab(feats[0], min_count), Vocab(feats[1], min_count), Vocab(feats[2], min_count),
               Vocab(feats[3], 1)]
     offsets = np.cumsum([0] + [len(v) for v in vocabs[:-1]]).astype(np.int32)
     tags = list(Vocab(t for s in train for t in getattr(s, tagset)).itos[1:])   # no <unk> class
-    corpus = Corpus(vocabs, offsets, tags, tagset, {}, _extra(cfg, "eval_batch", EVAL_BATCH))
+    corpus = Corpus(vocabs, offsets, tags, tagset, {}, extra(cfg, "eval_batch", EVAL_BATCH))
     corpus.splits = {"train": _split(train, corpus), "dev": _split(sents["dev"], corpus),
                      "test": _split(sents["test"], corpus)}
     return corpus
@@ -267,9 +268,9 @@ class Tagger(Module):
 
 
 def build_model(cfg, c):
-    return Tagger(c.n_ids, N_FEATURES, _extra(cfg, "embed", 50), cfg.hidden, len(c.tags),
+    return Tagger(c.n_ids, N_FEATURES, extra(cfg, "embed", 50), cfg.hidden, len(c.tags),
                   k=None if cfg.mode == "dense" else cfg.k, mode=cfg.mode,
-                  per_gate=_extra(cfg, "per_gate", False), dropout=cfg.dropout, layers=cfg.layers)
+                  per_gate=extra(cfg, "per_gate", False), dropout=cfg.dropout, layers=cfg.layers)
 
 
 def predict(model, split, batch_size=EVAL_BATCH):
