@@ -218,7 +218,11 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] in (["sweep"], ["plot"]):          # their own parsers (sweep.py, plot.py)
         from . import plot, sweep
-        return {"sweep": sweep.main, "plot": plot.main}[argv[0]](argv[1:])
+        try:
+            return {"sweep": sweep.main, "plot": plot.main}[argv[0]](argv[1:])
+        except (ValueError, OSError, RuntimeError) as e:
+            print(f"sparsebp {argv[0]}: error: {e}", file=sys.stderr)
+            return 1
     parser = _parser()
     args = parser.parse_args(argv)
     if getattr(args, "paper", False):                  # the same flags over the paper's defaults

@@ -261,3 +261,17 @@ def test_every_float_flag_of_every_task_is_checked_for_finiteness():
         sub = train._subparsers._group_actions[0].choices[name]
         floats = [a for a in sub._actions if a.type in (float, cli.finite_float)]
         assert floats and all(a.type is cli.finite_float for a in floats), name
+
+
+
+def test_sweep_error_is_one_line(capsys):
+    assert cli.main(["sweep", "mnist", "--out", "/proc/no/such/dir", "--seeds", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("sparsebp sweep: error:")
+
+
+def test_plot_of_an_unreadable_file_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["plot", "time", str(tmp_path / "missing.json"), "--out", str(tmp_path / "t.png")])
+    assert e.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
