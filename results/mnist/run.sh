@@ -32,3 +32,8 @@ $S --optimizer adagrad --lr 0.1 --mode topk dense --k 10 --dropout 0 --seeds 1-2
 # 7. the 10-epoch pair's second seed, then AdaGrad over 10 epochs (seed 1)
 $S --mode topk dense --dropout 0.1 --bias-correction none --seeds 1-2 --epochs 10 --out $R/adam10
 $S --optimizer adagrad --lr 0.1 --mode topk dense --k 10 --dropout 0 --seeds 1 --epochs 10 --out $R/adagrad10
+# 8. the headline pair at the paper's 20 epochs, 5 seeds (run on the idle machine at the
+#    end of the session, the two modes side by side, one job each)
+python -m sparsebp sweep mnist --mode topk --dropout 0.1 --bias-correction none --seeds 1-5 --epochs 20 --jobs 1 --out $R/adam20 &
+python -m sparsebp sweep mnist --mode dense --dropout 0.1 --bias-correction none --seeds 1-5 --epochs 20 --jobs 1 --out $R/adam20
+wait
