@@ -42,7 +42,8 @@ class Linear(Module):
         "pytorch": lambda g, n_in, n_out: g.uniform(-1.0, 1.0, (n_out, n_in)) / np.sqrt(n_in),
     }
 
-    def __init__(self, n_in, n_out, k=None, mode="topk", dtype=np.float32, init="csharp", weight=None, bias=None):
+    def __init__(self, n_in, n_out, k=None, mode="topk", dtype=np.float32, init="csharp",
+                 weight=None, bias=None):
         if mode not in MODES:
             raise ValueError(f"Linear({n_in}->{n_out}): unknown mode {mode!r}; choose one of {MODES}")
         if k is None:
