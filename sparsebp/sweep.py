@@ -202,18 +202,14 @@ def summarize(results):
 
 
 def load(paths):
-    """The results files among paths (directories: their *.json), complete or not."""
+    """The results files among paths (directories: their *.json), complete or not;
+    each read and checked by `cli.read_results` (a bad file: ValueError naming it)."""
+    from .cli import read_results
     files = []
     for p in paths:
         files += (sorted(os.path.join(p, f) for f in os.listdir(p) if f.endswith(".json"))
                   if os.path.isdir(p) else [p])
-    out = []
-    for f in files:
-        with open(f) as fh:
-            r = json.load(fh)
-        if r.get("epochs"):
-            out.append(r)
-    return out
+    return [read_results(f) for f in files]
 
 
 def main(argv):

@@ -58,12 +58,16 @@ def build_optimizer(params, cfg):
     return OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr, clip=cfg.clip, **kwargs)
 
 
-def _meprop_rows(model):
-    """(rows updated, rows) over the meProp layers' weights in the last backward."""
-    mep = [p for m in model.modules() if getattr(m, "mode", "dense") != "dense"
-           for p in m.parameters() if len(p.shape) == 2]          # their weight matrices
-    done = sum(p.shape[0] if p.rows is None else len(p.rows) for p in mep)
-    return done, sum(p.shape[0] for p in mep)
+def _meprop_weights(model):
+    """The weight matrices of the model's meProp layers (found once, read every step)."""
+    return [p for m in model.modules() if getattr(m, "mode", "dense") != "dense"
+            for p in m.parameters() if len(p.shape) == 2]
+
+
+def _rows_updated(weights):
+    """(rows updated, rows) over weights in the last backward."""
+    done = sum(p.shape[0] if p.rows is None else len(p.rows) for p in weights)
+    return done, sum(p.shape[0] for p in weights)
 
 
 def timed_layers(model):
@@ -80,6 +84,7 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, ep
     or None; epoch: the epoch's number (seeds each process's own generator).
     """
     loss_fn = SoftmaxCrossEntropy()
+    mep = _meprop_weights(model)
     order = rng().permutation(task.n_train(data))
     t = {"forward_s": 0.0, "backward_s": 0.0, "update_s": 0.0}
     total_loss, rows_frac, steps = 0.0, 0.0, 0
@@ -113,7 +118,7 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, ep
             t["backward_s"] += t2 - t1
             t["update_s"] += t3 - t2x
             total_loss += loss * len(mine)
-            done, rows = _meprop_rows(model)
+            done, rows = _rows_updated(mep)
             rows_frac += done / rows if rows else 1.0
             steps += 1
             if progress is not None:

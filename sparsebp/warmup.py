@@ -44,10 +44,9 @@ def warm_up(dtype=np.float32):
     the seconds it took.
     """
     import sparsebp as sb
-    from .backend import _state, synchronize
+    from .backend import synchronize, using_rng
     t0 = time.perf_counter()
-    saved, _state["rng"] = _state["rng"], np.random.default_rng(0)
-    try:
+    with using_rng(np.random.default_rng(0)):          # the seeded generator is not touched
         for opt, mode in zip((sb.Adam, sb.AdaGrad, sb.SGD, sb.Adam), sb.MODES):
             model = sb.Sequential(sb.Linear(8, 6, k=2, mode=mode, dtype=dtype), sb.ReLU(), sb.Dropout(0.5),
                                   sb.Linear(6, 6, k=2, mode=mode, dtype=dtype), sb.Tanh(),
@@ -60,6 +59,4 @@ def warm_up(dtype=np.float32):
             emb.backward(model.backward(loss_fn.backward()))
             o.step()
         synchronize()
-    finally:
-        _state["rng"] = saved
     return time.perf_counter() - t0
