@@ -49,8 +49,8 @@ def measure(dist, data, h, modes=("dense", "topk", "unified"), k=20, batch=10, w
         runs.append({"mode": mode, "model": model, "opt": T.build_optimizer(model.parameters(), cfg),
                      "exchange": [], "colsum": [], "compute": [], "sent": None})
     loss_fn, order = SoftmaxCrossEntropy(), sb.rng().permutation(len(data.train_x))
-    dist.start({"epochs": []}, 1)
-    with dist.epoch(1):
+    dist.start({"epochs": []})
+    with dist.epoch():
         for s in range(warm + steps):
             sel = order[s * batch:(s + 1) * batch]
             mine = dist.shard(sel)

@@ -7,6 +7,10 @@ Both are process-wide, set once before a model is built:
 
 Parameters are allocated in the backend's memory when a layer is built, so set
 the backend first, then build the model.
+
+Dropout masks and random-k units draw through `random_rows`, the one place
+where data-parallel training (sparsebp/distributed.py) makes a process draw
+what one process would draw for the whole minibatch; see its docstring.
 """
 import contextlib
 
@@ -14,7 +18,8 @@ import numpy as np
 
 from . import kernels
 
-_state = {"name": "cpu", "K": None, "sync": None, "rng": np.random.default_rng(0)}
+_state = {"name": "cpu", "K": None, "sync": None, "rng": np.random.default_rng(0),
+          "rows_of_draw": None}
 
 
 def set_backend(name):
@@ -69,10 +74,35 @@ def rng():
 @contextlib.contextmanager
 def using_rng(generator):
     """`with using_rng(g): ...` draws from g within the block, then from the
-    seeded generator again (data-parallel ranks draw dropout masks from their own)."""
+    seeded generator again (the kernels' warm-up leaves the seeded one untouched)."""
     old = _state["rng"]
     _state["rng"] = generator
     try:
         yield
     finally:
         _state["rng"] = old
+
+
+def random_rows(shape):
+    """Uniform [0, 1) float64 numbers of shape (rows, ...) from the seeded generator:
+    this process's rows of one draw over the whole minibatch.
+
+    One process holds every row: `rng().random(shape)`. In data-parallel training
+    each process holds rows [lo, lo + rows) of the minibatch's n (its examples,
+    or its sentences' words: the shards are consecutive, in rank order), and its
+    generator is in the same state as every other's, the state one process's
+    would be in. So it draws the whole (n, ...) block, as one process does, and
+    keeps its own rows: the dropout masks and random-k units of one process,
+    whatever the number of processes. (lo, n) come from the function installed
+    by `set_rows_of_draw`: rows -> (lo, n), a collective, so every process must
+    draw in the same order: the layers' order, which is the same everywhere.
+    """
+    if _state["rows_of_draw"] is None:
+        return rng().random(shape)
+    lo, n = _state["rows_of_draw"](shape[0])
+    return rng().random((n,) + tuple(shape[1:]))[lo:lo + shape[0]]
+
+
+def set_rows_of_draw(fn):
+    """Install fn: rows -> (lo, n) for `random_rows` (None: one process holds all rows)."""
+    _state["rows_of_draw"] = fn

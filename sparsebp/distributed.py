@@ -40,10 +40,15 @@ divides by the shard's, so `scale` multiplies its gradient by shard / global
 outputs; the global number comes from an `Allreduce` of one int before the
 forward (a task's units, e.g. sentences, have different numbers of outputs).
 
-Randomness: the example order comes from the shared seeded generator (the same
-on every rank, the same as one process); dropout masks and random-k draws come
-from a generator of each rank's own (seeded by seed, epoch and rank), so those
-two cannot equal the single-process run, only match it in distribution.
+Randomness: every rank draws from the seeded generator (`backend.rng`), in the
+same state on every rank as in one process: seeded alike, it draws the same
+example order, and then, at each dropout mask and random-k draw, the numbers
+for the whole global minibatch, as one process would, and keeps its shard's
+rows (`backend.random_rows`; `rows_of_draw` tells it which rows those are, an
+`Allgather` of one int). So dropout and random mode train the single-process
+network too, and the generator stays the same on every rank (a checkpoint's
+state fits all of them). Each rank pays for the draws of the whole minibatch:
+P times its shard's, little beside the products (B x h numbers a layer).
 
 Rank 0 alone prints, shows progress, evaluates and writes results and
 checkpoints; `run_or_abort` turns a failure of any rank into `MPI_Abort`, so
@@ -58,7 +63,7 @@ import traceback
 import numpy as np
 
 from . import meprop
-from .backend import K, backend_name, using_rng
+from .backend import K, backend_name, set_rows_of_draw
 
 # The failures a user can cause (bad flags, a missing file, a diverged run, a
 # missing library): a message, no traceback.
@@ -96,7 +101,7 @@ class Distributed:
         self.comm_s, self.steps = 0.0, 0
         self.sent = {"allreduce": 0, "allgatherv": 0, "indices": 0}
 
-    def start(self, results, seed):
+    def start(self, results):
         """Before the first epoch: record the job in results (a resumed run's
         too, which must come from a job of as many ranks)."""
         saved = results.get("distributed", {"ranks": 1})["ranks"]
@@ -105,7 +110,6 @@ class Distributed:
                              f"resume it with mpiexec -n {saved}")
         results["distributed"] = {"ranks": self.size,
                                   "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
-        self.seed = seed
 
     # -- the minibatch ---------------------------------------------------------
 
@@ -141,17 +145,29 @@ class Distributed:
         """A float summed over the ranks (the epoch's loss)."""
         return self.comm.allreduce(float(x))
 
+    def rows_of_draw(self, rows):
+        """(lo, n): this shard's rows are rows [lo, lo + rows) of the global
+        minibatch's n (examples, words), which precede it in rank order: an
+        Allgather of one int (see "Randomness" above)."""
+        t0 = time.perf_counter()
+        every = np.empty(self.size, np.int64)
+        self.comm.Allgather(np.array([rows], np.int64), every)
+        self.sent["indices"] += 8
+        self.comm_s += time.perf_counter() - t0
+        return int(every[:self.rank].sum()), int(every.sum())
+
     @contextlib.contextmanager
-    def epoch(self, epoch):
-        """Within: dropout and random-k draw from this rank's own generator, and
-        unified mode selects by the column sums of the global minibatch."""
+    def epoch(self):
+        """Within: dropout and random-k draw this shard's rows of the global
+        minibatch's draw, and unified mode selects by its column sums."""
         self.reset_counters()
         meprop.set_column_sums_reducer(self.reduce_column_sums)
+        set_rows_of_draw(self.rows_of_draw)
         try:
-            with using_rng(np.random.default_rng([self.seed, epoch, self.rank])):
-                yield
+            yield
         finally:
             meprop.set_column_sums_reducer(None)
+            set_rows_of_draw(None)
 
     # -- the exchange ------------------------------------------------------------
 

@@ -5,7 +5,7 @@ backend's kernels (`K()`), so the same layer runs on NumPy, Numba or CUDA.
 """
 import numpy as np
 
-from .backend import K, rng
+from .backend import K, random_rows, rng
 from .meprop import MODES, meprop_backward
 from .module import Module, Parameter, check_dy, check_input
 
@@ -192,7 +192,8 @@ class Tanh(Module):
 class Dropout(Module):
     """Inverted dropout: in training each unit is kept with probability 1 - p and
     scaled by 1 / (1 - p), so evaluation is the identity. The mask is drawn on
-    the host from the seeded generator, so every backend draws the same mask."""
+    the host from the seeded generator by `random_rows`, so every backend draws
+    the same mask, and data-parallel processes their rows of one process's mask."""
 
     def __init__(self, p):
         if not 0.0 <= p < 1.0:
@@ -205,7 +206,7 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             self.mask = None
             return x
-        m = (rng().random(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
+        m = (random_rows(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
         self.mask = K().to_device(m)
         y = K().empty(x.shape, x.dtype)
         K().mul(y, x, self.mask)

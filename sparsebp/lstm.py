@@ -162,15 +162,19 @@ class LSTM(Module):
             return np.empty((T, kk), np.int32)
         sel = np.full((T, B, kk), -1, np.int32)
         if self.mode == "random":
-            live = self.live
+            # one row of draws per live step, sequence by sequence (not time-major):
+            # a data-parallel process's sequences are then consecutive rows of the
+            # whole minibatch's draw (backend.random_rows)
+            live = self.live.T                                       # (B, T)
             n = int(live.sum())
             if self.per_gate:
                 H = self.H
                 draws = [select(np.zeros((n, H), np.float32), self.k, "random") + q * H
                          for q in range(4)]
-                sel[live] = np.concatenate([np.asarray(K().to_host(d)) for d in draws], axis=1)
+                drawn = np.concatenate([np.asarray(K().to_host(d)) for d in draws], axis=1)
             else:
-                sel[live] = K().to_host(select(np.zeros((n, 4 * self.H), np.float32), self.k, "random"))
+                drawn = K().to_host(select(np.zeros((n, 4 * self.H), np.float32), self.k, "random"))
+            sel.transpose(1, 0, 2)[live] = drawn                     # a view: fills sel
         return sel
 
     def _per_row(self, sel, T, B):

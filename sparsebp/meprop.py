@@ -15,7 +15,7 @@ their specification in plain NumPy.
 """
 import numpy as np
 
-from .backend import K, rng
+from .backend import K, random_rows
 
 MODES = ("dense", "topk", "unified", "random")
 
@@ -55,7 +55,7 @@ def select(dy, k, mode):
             K().topk_unified(idx, K().to_device(sums.reshape(1, n_out)), k)
         return idx
     if mode == "random":                 # the paper's control: k units at random, fresh each pass
-        keys = rng().random((B, n_out))
+        keys = random_rows((B, n_out))   # a process's rows of the minibatch's (backend.random_rows)
         idx = np.sort(np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
         return K().to_device(idx.astype(np.int32))
     raise ValueError(f"unknown meProp mode {mode!r}; choose one of {MODES}")

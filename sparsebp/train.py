@@ -76,12 +76,12 @@ def timed_layers(model):
     return [m for m in model.modules() if hasattr(m, "mode")]
 
 
-def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, epoch=1):
+def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None):
     """One pass over the task's training units in a seeded random order; returns the stats.
 
     dist: a `distributed.Distributed` (data-parallel: this process trains on its
     shard of each minibatch, then the gradients are summed over the processes),
-    or None; epoch: the epoch's number (seeds each process's own generator).
+    or None.
     """
     loss_fn = SoftmaxCrossEntropy()
     mep = _meprop_weights(model)
@@ -89,7 +89,7 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, ep
     t = {"forward_s": 0.0, "backward_s": 0.0, "update_s": 0.0}
     total_loss, rows_frac, steps = 0.0, 0.0, 0
     with BackwardTimer(timed_layers(model)) as timer, \
-            (dist.epoch(epoch) if dist else contextlib.nullcontext()):
+            (dist.epoch() if dist else contextlib.nullcontext()):
         for s in range(0, len(order), batch_size):
             sel = order[s:s + batch_size]
             mine = dist.shard(sel) if dist else sel
@@ -180,13 +180,13 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
         results = checkpoint.load(ckpt_dir, model, opt, cfg)
         log(f"resumed from {ckpt_dir} after epoch {len(results['epochs'])}")
     if dist:
-        dist.start(results, cfg.seed)
+        dist.start(results)
     bar = _progress_bar(task.n_train(data), progress)
     for epoch in range(len(results["epochs"]) + 1, cfg.epochs + 1):
         if bar is not None:
             bar.reset()
             bar.set_description(f"epoch {epoch}/{cfg.epochs}")
-        stats = train_epoch(model, opt, task, data, cfg.batch_size, bar, dist, epoch)
+        stats = train_epoch(model, opt, task, data, cfg.batch_size, bar, dist)
         row = {"epoch": epoch, "train_loss": stats.pop("train_loss")}
         if dist and not dist.is_root:              # rank 0 evaluates and writes
             results["epochs"].append(row)

@@ -1,9 +1,9 @@
 """A short data-parallel training that tests/test_distributed.py runs under mpiexec.
 
-    mpiexec -n P python tests/mpi_worker.py MODE OUT_DIR [fail|kill]
+    mpiexec -n P python tests/mpi_worker.py MODE DROPOUT OUT_DIR [fail|kill]
     mpiexec -n P python tests/mpi_worker.py exchange OUT_DIR
 
-Trains `config(MODE)` on `small_mnist()` through the real loop (`train.run`
+Trains `config(MODE, DROPOUT)` on `small_mnist()` through the real loop (`train.run`
 with a `Distributed`) and saves every rank's weights after every step to
 OUT_DIR/rank{r}.npz. With "fail", rank 1 raises at its third step; with
 "kill", rank 1 kills itself there (SIGKILL): the job must stop, not hang.
@@ -29,10 +29,10 @@ def small_mnist():
                    m.test_x[:100], m.test_y[:100])
 
 
-def config(mode):
+def config(mode, dropout=0.0):
     from sparsebp import train as T
     return T.Config(mode=mode, k=4, hidden=32, layers=2, batch_size=7, epochs=2, seed=5,
-                    backend="numpy")
+                    dropout=float(dropout), backend="numpy")
 
 
 def recording(snapshots, on_step=None):
@@ -103,7 +103,7 @@ def check_exchange(dist):
         assert err < 1e-5, f"parameter {i}: off by {err}"
 
 
-def main(mode, out_dir, fault=None):
+def main(mode, *args):
     import sparsebp as sb
     from sparsebp import train as T
     from sparsebp.distributed import Distributed
@@ -111,9 +111,11 @@ def main(mode, out_dir, fault=None):
     dist = Distributed()
     sb.set_backend("numpy")
     if mode == "exchange":
+        out_dir, = args
         dist.run_or_abort(lambda: check_exchange(dist))
         open(os.path.join(out_dir, f"ok{dist.rank}"), "w").close()
         return
+    dropout, out_dir, fault = (*args, None)[:3]
     snapshots = []
 
     def inject(step):
@@ -124,7 +126,7 @@ def main(mode, out_dir, fault=None):
                 os.kill(os.getpid(), signal.SIGKILL)
 
     T.build_optimizer = recording(snapshots, inject)
-    cfg = config(mode)
+    cfg = config(mode, dropout)
     dist.run_or_abort(lambda: T.run(cfg, small_mnist(), progress=False, log=lambda s: None,
                                     dist=dist))
     np.savez(os.path.join(out_dir, f"rank{dist.rank}.npz"),

@@ -43,7 +43,7 @@ def _steps(path):
         return [[z[f"{s}.{i}"] for i in range(n)] for s in range(1, steps)]   # 0: warm-up
 
 
-def _one_process(mode):
+def _one_process(mode, dropout):
     """The weights after every step of the same training in this process."""
     import sparsebp as sb
     from sparsebp import train as T
@@ -52,7 +52,7 @@ def _one_process(mode):
     T.build_optimizer = mpi_worker.recording(snapshots)
     try:
         with sb.using("numpy"):
-            T.run(mpi_worker.config(mode), mpi_worker.small_mnist(), progress=False,
+            T.run(mpi_worker.config(mode, dropout), mpi_worker.small_mnist(), progress=False,
                   log=lambda s: None)
     finally:
         T.build_optimizer = build
@@ -68,18 +68,17 @@ def test_exchange_sums_every_kind_of_gradient(tmp_path):
 
 
 @needs_mpi
-@pytest.mark.parametrize("mode", ["dense", "topk", "unified", "random"])
-def test_two_ranks_train_like_one_process(mode, tmp_path):
-    res = mpiexec(2, WORKER, mode, str(tmp_path))
+@pytest.mark.parametrize("mode,dropout", [("dense", 0.0), ("topk", 0.0), ("random", 0.0),
+                                          ("topk", 0.3), ("unified", 0.3), ("random", 0.3)])
+def test_two_ranks_train_like_one_process(mode, dropout, tmp_path):
+    res = mpiexec(2, WORKER, mode, str(dropout), str(tmp_path))
     assert res.returncode == 0, res.stderr
     r0, r1 = _steps(tmp_path / "rank0.npz"), _steps(tmp_path / "rank1.npz")
     assert len(r0) == len(r1) == 2 * 9                   # 2 epochs of ceil(61 / 7) steps
     for step, (a, b) in enumerate(zip(r0, r1)):          # the same update on every rank
         for i, (x, y) in enumerate(zip(a, b)):
             assert np.array_equal(x, y), f"ranks differ at step {step}, parameter {i}"
-    if mode == "random":        # each rank draws its own units: no single-process twin
-        return
-    one = _one_process(mode)
+    one = _one_process(mode, dropout)       # the same dropout masks and random units too
     assert len(one) == len(r0)
     for step, (a, b) in enumerate(zip(r0, one)):
         for x, y in zip(a, b):
@@ -87,11 +86,46 @@ def test_two_ranks_train_like_one_process(mode, tmp_path):
     assert not np.array_equal(one[0][0], one[-1][0])     # it did train
 
 
+def test_a_shard_draws_its_rows_of_the_whole_minibatch():
+    # backend.random_rows, without MPI: one process's draw for 4 sequences of 3, 1, 4
+    # and 2 steps, then the draw of a process holding sequences 1 and 2 (its rows
+    # [3, 8) of 10 when the rows are steps, [1, 3) of 4 when they are sequences)
+    import sparsebp as sb
+    from sparsebp.backend import set_rows_of_draw
+
+    lengths, x = np.array([3, 1, 4, 2]), np.random.default_rng(0).standard_normal((4, 4, 3))
+    layers = {"dropout": lambda: sb.Dropout(0.5), "random": lambda: sb.LSTM(3, 4, k=3, mode="random"),
+              "per gate": lambda: sb.LSTM(3, 4, k=2, mode="random", per_gate=True)}
+
+    def draw(name, sent):
+        sb.seed(1)
+        layer = layers[name]()
+        if name == "dropout":                          # a mask over examples
+            return np.asarray(layer(np.ones((len(sent), 6), np.float32)))
+        ln = lengths[sent]
+        layer(x[sent, :ln.max()], ln)
+        layer.backward(np.ones((len(sent), ln.max(), 4)))
+        return layer.selected                          # (B, T, kk), per live step
+
+    with sb.using("numpy"):
+        for name in layers:
+            one = draw(name, np.arange(4))
+            calls = []
+            set_rows_of_draw(lambda rows: calls.append(rows) or ((1, 4) if name == "dropout" else (3, 10)))
+            try:
+                mine = draw(name, np.arange(1, 3))
+            finally:
+                set_rows_of_draw(None)
+            assert calls == [2 if name == "dropout" else 5] * (4 if name == "per gate" else 1)
+            assert np.array_equal(mine, one[1:3, :mine.shape[1]]), name
+            assert not np.array_equal(one[1:3], one[:2])   # the rows differ: it took the right ones
+
+
 @needs_mpi
 @pytest.mark.parametrize("fault,msg", [("fail", "injected failure at step 3"), ("kill", "")])
 def test_a_failing_rank_stops_the_job(fault, msg, tmp_path):
     t0 = time.perf_counter()
-    res = mpiexec(2, WORKER, "topk", str(tmp_path), fault)
+    res = mpiexec(2, WORKER, "topk", "0", str(tmp_path), fault)
     assert res.returncode != 0
     assert time.perf_counter() - t0 < TIMEOUT
     if msg:                      # the failing rank says who and why
