@@ -27,7 +27,8 @@ exchange reads only `grad` and `.rows`, see `sparsebp/module.py`):
 - unified mode must choose one set of k units for the whole global minibatch,
   from the column sums of |dy| over all its examples: `meprop.select` calls
   the column-sums reducer installed here, an `Allreduce` of n_out numbers, so
-  every rank selects what one process would.
+  every rank selects what one process would. (Not the LSTM's: it selects at
+  every step inside its recurrence kernel, from this rank's sequences alone.)
 
 Collectives, not point-to-point messages: every rank needs every sum, and the
 MPI library picks the algorithm (ring, recursive doubling) for the message size.
@@ -45,10 +46,12 @@ same state on every rank as in one process: seeded alike, it draws the same
 example order, and then, at each dropout mask and random-k draw, the numbers
 for the whole global minibatch, as one process would, and keeps its shard's
 rows (`backend.random_rows`; `rows_of_draw` tells it which rows those are, an
-`Allgather` of one int). So dropout and random mode train the single-process
-network too, and the generator stays the same on every rank (a checkpoint's
-state fits all of them). Each rank pays for the draws of the whole minibatch:
-P times its shard's, little beside the products (B x h numbers a layer).
+`Allgather` of one int; the LSTM draws sequence by sequence, so a shard's rows
+are consecutive there too). So dropout and random mode train the
+single-process network too, and the generator stays the same on every rank (a
+checkpoint's state fits all of them). Each rank pays for the draws of the
+whole minibatch: P times its shard's, little beside the products (B x h
+numbers a layer).
 
 Rank 0 alone prints, shows progress, evaluates and writes results and
 checkpoints; `run_or_abort` turns a failure of any rank into `MPI_Abort`, so
