@@ -12,6 +12,13 @@ What makes them fast:
   for zero, which stops LLVM from vectorizing it; IEEE division gives the same values.
 - Adam's bias corrections are computed once per distinct step count (in float64,
   as the reference), not once per row: all rows of a dense layer share one.
+- `sgd_step`, `adagrad_step`, `adam_step` update every parameter of a model in
+  one call (tuples with one array per parameter): a call from Python costs a few
+  microseconds whatever it does, and a meProp step at batch 1 updates so few rows
+  that those costs, once per parameter, were most of the update. The per-row
+  formulas are written once, in the per-parameter kernels the step kernels loop over.
+  Numba compiles a step kernel once per number of parameters (a tuple's length is
+  part of its type) and caches each in `__pycache__`.
 """
 import numpy as np
 from numba import njit, prange
@@ -63,9 +70,24 @@ def adagrad_rows(W, H, G, rows, lr, eps, clip):
             W[r, i] -= lr_ * g / (np.sqrt(h) + eps_)
 
 
+@njit(cache=True)
+def sgd_step(Ws, Gs, rows, lr, clip):
+    """sgd_rows on every parameter: Ws, Gs, rows: tuples, one entry per parameter."""
+    for p in range(len(Ws)):
+        sgd_rows(Ws[p], Gs[p], rows[p], lr, clip)
+
+
+@njit(cache=True)
+def adagrad_step(Ws, Hs, Gs, rows, lr, eps, clip):
+    """adagrad_rows on every parameter: tuples, one entry per parameter."""
+    for p in range(len(Ws)):
+        adagrad_rows(Ws[p], Hs[p], Gs[p], rows[p], lr, eps, clip)
+
+
 @njit(cache=True, error_model="numpy")
-def _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, q_lo, q_hi):
-    """Adam on rows[q_lo:q_hi]: one fused pass per row over M, V and W."""
+def _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, global_t, q_lo, q_hi):
+    """Adam on rows[q_lo:q_hi]: one fused pass per row over M, V and W.
+    global_t = 0: the row's own count T[r] + 1; > 0: global_t (see reference.adam_step)."""
     lo, hi = _clip_bounds(W, clip)
     b1, c1m, b2, c2m, eps_ = _as_dtype(W, beta1, 1 - beta1, beta2, 1 - beta2, eps)
     t_prev = np.int64(-1)
@@ -73,7 +95,7 @@ def _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, q_lo, q_hi):
     n_cols = W.shape[1]
     for q in range(q_lo, q_hi):
         r = rows[q]
-        T[r] += 1
+        T[r] = global_t if global_t > 0 else T[r] + 1
         if T[r] != t_prev:             # lr / (1 - beta1^t) and 1 / (1 - beta2^t)
             t_prev = T[r]
             step, vscale = _as_dtype(W, lr / (1.0 - beta1 ** np.float64(t_prev)),
@@ -96,12 +118,30 @@ def _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, q_lo, q_hi):
 
 
 @njit(cache=True, parallel=PRANGE_ONLY)
-def adam_rows_split(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, nt):
-    """adam_rows with the rows cut into nt parts, one per thread (nt = 1: no threads)."""
+def adam_rows_split(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, global_t, nt):
+    """Adam on one parameter's rows, cut into nt parts, one per thread (nt = 1: no threads)."""
     n = rows.shape[0]
     if nt == 1:
-        _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, 0, n)
+        _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, global_t, 0, n)
     else:
         for t in prange(nt):
-            _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip,
+            _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, global_t,
                         t * n // nt, (t + 1) * n // nt)
+
+
+@njit(cache=True)
+def threads_for(work, parts, min_work, most):
+    """kernels.cpu's thread rule (`_threads`), for a kernel that decides per
+    parameter inside the JIT: 1 below min_work, else `most`, at most `parts`."""
+    return 1 if work < min_work else max(1, min(most, parts))
+
+
+@njit(cache=True)
+def adam_step_split(Ws, Ms, Vs, Ts, Gs, rows, lr, beta1, beta2, eps, clip, global_t,
+                    min_work, most):
+    """adam_rows_split on every parameter (tuples, one entry per parameter), each
+    with the threads its own size earns (threads_for: min_work, at most `most`)."""
+    for p in range(len(Ws)):
+        W, sel = Ws[p], rows[p]
+        adam_rows_split(W, Ms[p], Vs[p], Ts[p], Gs[p], sel, lr, beta1, beta2, eps, clip, global_t,
+                        threads_for(4 * sel.shape[0] * W.shape[1], sel.shape[0], min_work, most))
