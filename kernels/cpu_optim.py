@@ -10,6 +10,9 @@ What makes them fast:
   operations in the same order, so they match it bit for bit.
 - `error_model="numpy"`: Numba's default Python error model checks every division
   for zero, which stops LLVM from vectorizing it; IEEE division gives the same values.
+- Consecutive selected rows are one flat run of elements (`_run_end`): a bias
+  (n, 1) with all rows selected is one loop over n numbers, which vectorizes,
+  instead of n loops of one (13 ns a row).
 - Adam's bias corrections are computed once per distinct step count (in float64,
   as the reference), not once per row: all rows of a dense layer share one.
 - `sgd_step`, `adagrad_step`, `adam_step` update every parameter of a model in
@@ -48,26 +51,60 @@ def _clip_bounds(W, clip):
 
 
 @njit(cache=True)
+def _run_end(rows, q, q_hi):
+    """The end of the run of consecutive rows from rows[q] (rows[q], rows[q] + 1, ...)
+    within rows[q:q_hi]. A run's rows lie back to back in memory, so the update
+    loops once over their elements: a loop that vectorizes however narrow a row
+    is (a bias's 500 rows of one number took 13 ns a row, row by row)."""
+    r0, end = rows[q], q + 1
+    while end < q_hi and rows[end] == r0 + (end - q):
+        end += 1
+    return end
+
+
+@njit(cache=True)
+def _sgd_flat(W, G, e_lo, e_hi, lr, lo, hi):
+    """The SGD update of flat elements [e_lo, e_hi) of W (1-D views)."""
+    W, G = W[e_lo:e_hi], G[e_lo:e_hi]
+    for e in range(W.shape[0]):
+        W[e] -= lr * min(max(G[e], lo), hi)
+
+
+@njit(cache=True)
 def sgd_rows(W, G, rows, lr, clip):
-    """W[r] -= lr * g[r].  W, G: (n_rows, n_cols); rows: (r,) int."""
+    """W[r] -= lr * g[r].  W, G: (n_rows, n_cols) C-contiguous; rows: (r,) int."""
     lo, hi = _clip_bounds(W, clip)
     lr_ = _as_dtype(W, lr)[0]
-    for r in rows:
-        for i in range(W.shape[1]):
-            W[r, i] -= lr_ * min(max(G[r, i], lo), hi)
+    Wf, Gf, n_cols = W.reshape(W.size), G.reshape(G.size), W.shape[1]
+    q = 0
+    while q < rows.shape[0]:
+        end = _run_end(rows, q, rows.shape[0])
+        _sgd_flat(Wf, Gf, rows[q] * n_cols, (rows[q] + end - q) * n_cols, lr_, lo, hi)
+        q = end
+
+
+@njit(cache=True, error_model="numpy")
+def _adagrad_flat(W, H, G, e_lo, e_hi, lr, eps, lo, hi):
+    """The AdaGrad update of flat elements [e_lo, e_hi) of W and H (1-D views)."""
+    W, H, G = W[e_lo:e_hi], H[e_lo:e_hi], G[e_lo:e_hi]
+    for e in range(W.shape[0]):
+        g = min(max(G[e], lo), hi)
+        h = H[e] + g * g
+        H[e] = h
+        W[e] -= lr * g / (np.sqrt(h) + eps)
 
 
 @njit(cache=True, error_model="numpy")
 def adagrad_rows(W, H, G, rows, lr, eps, clip):
-    """H[r] += g^2; W[r] -= lr g / (sqrt(H[r]) + eps).  W, H, G: (n_rows, n_cols); rows: (r,)."""
+    """H[r] += g^2; W[r] -= lr g / (sqrt(H[r]) + eps).  W, H, G: (n_rows, n_cols) C-contiguous; rows: (r,)."""
     lo, hi = _clip_bounds(W, clip)
     lr_, eps_ = _as_dtype(W, lr, eps)
-    for r in rows:
-        for i in range(W.shape[1]):
-            g = min(max(G[r, i], lo), hi)
-            h = H[r, i] + g * g
-            H[r, i] = h
-            W[r, i] -= lr_ * g / (np.sqrt(h) + eps_)
+    Wf, Hf, Gf, n_cols = W.reshape(W.size), H.reshape(H.size), G.reshape(G.size), W.shape[1]
+    q = 0
+    while q < rows.shape[0]:
+        end = _run_end(rows, q, rows.shape[0])
+        _adagrad_flat(Wf, Hf, Gf, rows[q] * n_cols, (rows[q] + end - q) * n_cols, lr_, eps_, lo, hi)
+        q = end
 
 
 @njit(cache=True)
@@ -85,36 +122,47 @@ def adagrad_step(Ws, Hs, Gs, rows, lr, eps, clip):
 
 
 @njit(cache=True, error_model="numpy")
+def _adam_flat(W, M, V, G, e_lo, e_hi, step, vscale, b1, c1m, b2, c2m, eps, lo, hi):
+    """The Adam update of flat elements [e_lo, e_hi) of W, M and V (1-D views), all
+    of one step count: step = lr / (1 - beta1^t), vscale = 1 / (1 - beta2^t).
+    Sliced first: a loop from 0 over the slices vectorizes, one from e_lo does not
+    (LLVM cannot rule out a negative index there; 2.5x slower)."""
+    W, M, V, G = W[e_lo:e_hi], M[e_lo:e_hi], V[e_lo:e_hi], G[e_lo:e_hi]
+    for e in range(W.shape[0]):
+        g = min(max(G[e], lo), hi)
+        m = b1 * M[e] + c1m * g
+        v = b2 * V[e] + c2m * g * g
+        M[e] = m
+        V[e] = v
+        W[e] -= step * m / (np.sqrt(v * vscale) + eps)
+
+
+@njit(cache=True, error_model="numpy")
 def _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, global_t, q_lo, q_hi):
-    """Adam on rows[q_lo:q_hi]: one fused pass per row over M, V and W.
-    global_t = 0: the row's own count T[r] + 1; > 0: global_t (see reference.adam_step)."""
+    """Adam on rows[q_lo:q_hi] (W, M, V, G C-contiguous): the rows' step counts
+    first (global_t = 0: T[r] + 1; > 0: global_t, see reference.adam_step), then
+    one pass over the elements of each run of consecutive rows with one count."""
     lo, hi = _clip_bounds(W, clip)
     b1, c1m, b2, c2m, eps_ = _as_dtype(W, beta1, 1 - beta1, beta2, 1 - beta2, eps)
+    for q in range(q_lo, q_hi):
+        T[rows[q]] = global_t if global_t > 0 else T[rows[q]] + 1
+    Wf, Mf, Vf, Gf, n_cols = W.reshape(W.size), M.reshape(M.size), V.reshape(V.size), G.reshape(G.size), W.shape[1]
     t_prev = np.int64(-1)
     step, vscale = _as_dtype(W, 0.0, 0.0)
-    n_cols = W.shape[1]
-    for q in range(q_lo, q_hi):
-        r = rows[q]
-        T[r] = global_t if global_t > 0 else T[r] + 1
-        if T[r] != t_prev:             # lr / (1 - beta1^t) and 1 / (1 - beta2^t)
-            t_prev = T[r]
-            step, vscale = _as_dtype(W, lr / (1.0 - beta1 ** np.float64(t_prev)),
-                                     1.0 / (1.0 - beta2 ** np.float64(t_prev)))
-        if n_cols == 1:                # a bias: no inner loop to set up per entry
-            g = min(max(G[r, 0], lo), hi)
-            m = b1 * M[r, 0] + c1m * g
-            v = b2 * V[r, 0] + c2m * g * g
-            M[r, 0] = m
-            V[r, 0] = v
-            W[r, 0] -= step * m / (np.sqrt(v * vscale) + eps_)
-            continue
-        for i in range(n_cols):
-            g = min(max(G[r, i], lo), hi)
-            m = b1 * M[r, i] + c1m * g
-            v = b2 * V[r, i] + c2m * g * g
-            M[r, i] = m
-            V[r, i] = v
-            W[r, i] -= step * m / (np.sqrt(v * vscale) + eps_)
+    q = q_lo
+    while q < q_hi:
+        end = _run_end(rows, q, q_hi)
+        while q < end:                 # the run's rows of one step count
+            t, e = T[rows[q]], q + 1
+            while e < end and T[rows[e]] == t:
+                e += 1
+            if t != t_prev:            # lr / (1 - beta1^t) and 1 / (1 - beta2^t), once per count
+                t_prev = t
+                step, vscale = _as_dtype(W, lr / (1.0 - beta1 ** np.float64(t)),
+                                         1.0 / (1.0 - beta2 ** np.float64(t)))
+            _adam_flat(Wf, Mf, Vf, Gf, rows[q] * n_cols, (rows[q] + e - q) * n_cols,
+                       step, vscale, b1, c1m, b2, c2m, eps_, lo, hi)
+            q = e
 
 
 @njit(cache=True, parallel=PRANGE_ONLY)
@@ -143,5 +191,10 @@ def adam_step_split(Ws, Ms, Vs, Ts, Gs, rows, lr, beta1, beta2, eps, clip, globa
     with the threads its own size earns (threads_for: min_work, at most `most`)."""
     for p in range(len(Ws)):
         W, sel = Ws[p], rows[p]
-        adam_rows_split(W, Ms[p], Vs[p], Ts[p], Gs[p], sel, lr, beta1, beta2, eps, clip, global_t,
-                        threads_for(4 * sel.shape[0] * W.shape[1], sel.shape[0], min_work, most))
+        nt = threads_for(4 * sel.shape[0] * W.shape[1], sel.shape[0], min_work, most)
+        if nt == 1:        # directly: a call of the parallel function costs ~0.5 us even so
+            _adam_range(W, Ms[p], Vs[p], Ts[p], Gs[p], sel, lr, beta1, beta2, eps, clip, global_t,
+                        0, sel.shape[0])
+        else:
+            adam_rows_split(W, Ms[p], Vs[p], Ts[p], Gs[p], sel, lr, beta1, beta2, eps, clip,
+                            global_t, nt)

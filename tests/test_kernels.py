@@ -489,3 +489,18 @@ def test_threaded_cpu_kernels_match_reference(monkeypatch, B, n_out, k):
         outs.append((w, m, v, t))
     for a, b in zip(*outs):
         assert_close(b, a, 1e-6, 1e-5)
+
+
+def test_threaded_cpu_step_kernel_matches_reference(monkeypatch):
+    # PARALLEL_MIN_WORK = 0: adam_step splits each parameter's rows across the threads
+    monkeypatch.setattr(C, "PARALLEL_MIN_WORK", 0)
+    rng = np.random.default_rng(4)
+    shapes = STEP_SHAPES[3]
+    hst = _step_state(rng, shapes, np.float32, 0)
+    dev = {n: tuple(a.copy() for a in arrs) for n, arrs in hst.items()}
+    rows = _step_rows(rng, shapes, 1)
+    R.adam_step(*(hst[n] for n in "WMVTG"), rows, 1e-2, 0.9, 0.999, 1e-8, 1.0, 0)
+    C.adam_step(*(dev[n] for n in "WMVTG"), tuple(rows), 1e-2, 0.9, 0.999, 1e-8, 1.0, 0)
+    for n in "WMVT":
+        for got, want in zip(dev[n], hst[n]):
+            assert_close(got, want, 1e-6, 1e-5)
