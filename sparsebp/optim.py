@@ -30,6 +30,12 @@ from .backend import K
 
 
 CLIP = 5.0     # the official C# code's clipping, every optimizer's default
+# The step kernels take tuples, and Numba compiles a kernel once per tuple length
+# (2-6 s for Adam; cached on disk after). The optimizer pads its tuples to a
+# multiple of this with empty parameters, so one compile (the one `sb.warm_up`
+# and the training's warm-up make) serves every model of up to 8 parameters;
+# padding costs about 1 us a step (the empty entries' arrays handed to Numba).
+STEP_TUPLE = 8
 
 
 def _as_rows(a):
@@ -81,7 +87,7 @@ class Optimizer:
         for g in self._groups():
             rows = tuple(all_rows if p.rows is None else p.rows
                          for p, all_rows in zip(g.params, g.all_rows))
-            self._update(g, rows)
+            self._update(g, rows + g.all_rows[len(rows):])     # the padding: no rows
 
     def zero_grad(self):
         """Zero every gradient and mark no row selected, so a `step()` before the
@@ -120,15 +126,22 @@ class Optimizer:
 
 
 class _Group:
-    """Parameters of one dtype, as tuples: W, G (each 2-D: a bias as (n, 1)), all_rows
-    (an arange per parameter), state[name] (one state array per parameter)."""
+    """Parameters of one dtype, as the tuples the step kernels take: W, G (each 2-D:
+    a bias as (n, 1)), all_rows (an arange per parameter), state[name] (one state
+    array per parameter); padded to a multiple of STEP_TUPLE with an empty
+    parameter (a (1, 1) array, no rows) that no step changes."""
 
     def __init__(self, opt, idx):
         self.params = tuple(opt.params[i] for i in idx)
-        self.W = tuple(_as_rows(p.data) for p in self.params)
-        self.G = tuple(_as_rows(p.grad) for p in self.params)
-        self.all_rows = tuple(opt._all_rows[i] for i in idx)
-        self.state = {n: tuple(opt.state[i][n] for i in idx) for n in opt.state[idx[0]]}
+        pad = -len(idx) % STEP_TUPLE
+
+        def padded(arrays):
+            arrays = tuple(arrays)              # an empty entry: one element of the same kind
+            return arrays + (K().zeros((1,) * len(arrays[0].shape), arrays[0].dtype),) * pad
+        self.W = padded(_as_rows(p.data) for p in self.params)
+        self.G = padded(_as_rows(p.grad) for p in self.params)
+        self.all_rows = tuple(opt._all_rows[i] for i in idx) + (K().to_device(np.zeros(0, np.int32)),) * pad
+        self.state = {n: padded(opt.state[i][n] for i in idx) for n in opt.state[idx[0]]}
 
 
 class SGD(Optimizer):
