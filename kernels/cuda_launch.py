@@ -91,16 +91,26 @@ class Kernel:
         return c
 
 
+_tuple_packs = {}    # id(tuple) -> (the tuple, _packed of it)
+
+
 def _packed(a):
     """(kind, flattened) of a device array, as Numba types and passes it: meminfo,
     parent, size, itemsize, data pointer, shape, strides. Cached on the array
     (none of these ever changes for a device array). A tuple of device arrays:
     its members' kinds and their flattened fields in order. None for anything else."""
     if type(a) is tuple:
+        hit = _tuple_packs.get(id(a))
+        if hit is not None and hit[0] is a:   # an optimizer passes the same tuples every step
+            return hit[1]
         parts = [_packed(m) for m in a]
         if not parts or any(q is None for q in parts):
             return None
-        return ("tuple",) + tuple(q[0] for q in parts), tuple(v for q in parts for v in q[1])
+        if len(_tuple_packs) >= 256:
+            _tuple_packs.clear()
+        p = ("tuple",) + tuple(q[0] for q in parts), tuple(v for q in parts for v in q[1])
+        _tuple_packs[id(a)] = (a, p)          # the tuple kept alive: its id is not reused meanwhile
+        return p
     p = getattr(a, "_sparsebp_packed", None)
     if p is None and on_device(a) and hasattr(a, "__dict__"):
         p = a._sparsebp_packed = (a._numba_type_, (0, 0, a.size, a.dtype.itemsize, _ptr(a),

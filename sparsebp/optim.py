@@ -14,9 +14,9 @@ Gradients are not accumulated: each backward overwrites them, so no
 `zero_grad()` is needed between steps (it exists, for PyTorch habits).
 
 One step is one kernel call for all parameters of a dtype (`K().adam_step` and
-the like take tuples, one array per parameter): a call costs microseconds of
-dispatch (a launch on a GPU) whatever it does, and at batch 1 a meProp step's
-update is so small that one call per parameter cost more than the arithmetic.
+the like take tuples, one array per parameter): on a GPU a launch costs 10-25 us
+of host time whatever it does, more than a small layer's update (on the CPU a
+call costs under a microsecond; there it changes little, benchmarks/README.md).
 The tuples are built once (`_groups`) and again only when a parameter's array
 was replaced (a loaded model, `zero_grad`) or the state was loaded.
 

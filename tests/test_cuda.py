@@ -141,6 +141,27 @@ def test_launch_memo_reuses_arguments_only_for_the_same_arrays_and_scalars():
     assert not _same(((a, d), 2), memo) and not _same([(a, c), 3], memo)
 
 
+def test_tuple_arguments_flatten_member_by_member():
+    """A tuple of device arrays goes to the driver as its members' fields in order, as
+    Numba passes it (numba-cuda's _prepare_args); its kind names every member's kind;
+    anything else in a tuple leaves the call to Numba. (Pure Python: runs in CI.)"""
+    from sparsebp.kernels.cuda_launch import _packed
+
+    class Arr:                                   # a device array whose fields are known
+        def __init__(self, kind, flat):
+            self._sparsebp_packed = (kind, flat)
+
+        def copy_to_host(self):
+            pass
+    a, b = Arr("A", (0, 0, 6, 4, 99, 2, 3, 12, 4)), Arr("B", (0, 0, 3, 8, 77, 3, 8))
+    t = (a, b, a)
+    kind, flat = _packed(t)
+    assert kind == ("tuple", "A", "B", "A")
+    assert flat == a._sparsebp_packed[1] + b._sparsebp_packed[1] + a._sparsebp_packed[1]
+    assert _packed(t) is _packed(t)              # the same tuple again: not flattened anew
+    assert _packed((a, 5)) is None and _packed(()) is None
+
+
 @pytest.mark.parametrize("B,k", [(9, 3), (3, 9), (5, 5)])
 @pytest.mark.parametrize("longest_first", [True, False])
 def test_gemm_pair_in_either_order(B, k, longest_first):
