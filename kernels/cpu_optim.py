@@ -146,7 +146,8 @@ def _adam_range(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, global_t, q_lo
     b1, c1m, b2, c2m, eps_ = _as_dtype(W, beta1, 1 - beta1, beta2, 1 - beta2, eps)
     for q in range(q_lo, q_hi):
         T[rows[q]] = global_t if global_t > 0 else T[rows[q]] + 1
-    Wf, Mf, Vf, Gf, n_cols = W.reshape(W.size), M.reshape(M.size), V.reshape(V.size), G.reshape(G.size), W.shape[1]
+    Wf, Mf, Vf, Gf = W.reshape(W.size), M.reshape(M.size), V.reshape(V.size), G.reshape(G.size)
+    n_cols = W.shape[1]
     t_prev = np.int64(-1)
     step, vscale = _as_dtype(W, 0.0, 0.0)
     q = q_lo
