@@ -18,6 +18,7 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `embedding_forward`, `embedding_backward` | the same | row copies; backward zeroes then adds only the batch's rows |
 | `lstm_forward`, `lstm_backward` | the same | the whole recurrence in one jitted call (kernels/cpu_lstm.py): a register-blocked recurrent product, a fitted float32 tanh that vectorizes, `_select` per step and `_combo` over the kept rows of W_hh |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one fused pass per selected row (kernels/cpu_optim.py) |
+| `sgd_step`, `adagrad_step`, `adam_step` | the same | every parameter's rows in one call: one dispatch per step, not one per parameter |
 | `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `empty`, `zeros`, `to_device`, `to_host` | the same | re-exported from reference.py: BLAS or one NumPy call already |
 
 Written here: the top-k selections, the sparse backward products, the bias
@@ -45,7 +46,9 @@ compile, later processes load it from `__pycache__`) and also runs with
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from .cpu_optim import PRANGE_ONLY, adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
+from .cpu_optim import (  # noqa: F401
+    PRANGE_ONLY, adagrad_rows, adagrad_step, adam_rows_split, adam_step_split, sgd_rows, sgd_step,
+)
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
     empty, linear_forward, mul, tanh_backward, tanh_forward, to_device, to_host, zeros,
 )
@@ -618,15 +621,22 @@ def _topk_blas(dx, dW, dy, x, W, idx, rows):
 
 
 # ---------------------------------------------------------------- optimizers
-# sgd_rows, adagrad_rows: kernels/cpu_optim.py (one thread: they are memory-bound)
+# sgd_rows, adagrad_rows and their _step: kernels/cpu_optim.py (one thread: memory-bound)
 def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
     """W, M, V, G: (n_rows, n_cols); T: (n_rows,) int64 per-row step counts; rows: (r,).
 
     One fused pass per row updates M, V and W (kernels/cpu_optim.py).
     """
     n = len(rows)
-    adam_rows_split(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip,
+    adam_rows_split(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip, 0,
                     _threads(4 * n * W.shape[1], n))
+
+
+def adam_step(Ws, Ms, Vs, Ts, Gs, rows, lr, beta1, beta2, eps, clip, global_t):
+    """adam_rows on every parameter in one call (tuples, one entry per parameter;
+    global_t: see reference.adam_step); each parameter takes threads by its size."""
+    adam_step_split(Ws, Ms, Vs, Ts, Gs, rows, lr, beta1, beta2, eps, clip, global_t,
+                    PARALLEL_MIN_WORK, get_num_threads())
 
 
 # ---------------------------------------------------------------- embedding

@@ -19,7 +19,8 @@ they are copied to the device first.
 | `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
 | `softmax_xent_forward`, `softmax_xent_backward` | the same | one thread per example; the loss comes back as B numbers |
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
-| `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one block per selected row, one fused pass (cuda_optim.py) |
+| `sgd_step`, `adagrad_step`, `adam_step` | the same | one launch for every parameter: a block per selected row (or several narrow rows), one fused pass (cuda_optim.py) |
+| `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | the step kernels on one parameter |
 | `lstm_forward`, `lstm_backward` | the same | not written for CUDA: they raise NotImplementedError naming the kernel (run the LSTM on "cpu") |
 | `empty`, `zeros`, `to_device`, `to_host` | the same | numba device arrays: a step's data stays on the GPU |
 
@@ -69,7 +70,8 @@ from . import cuda_launch, cuda_select as S  # noqa: F401
 from .cuda_launch import gpu_kernel, launch_name, launches, on_device, set_launch, to_device  # noqa: F401
 from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
                         _U, cublas_linear_forward, gemm, gemm_name, set_gemm)
-from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
+from .cuda_optim import (adagrad_rows, adagrad_step, adam_rows, adam_step, row_threads,  # noqa: F401
+                         sgd_rows, sgd_step)
 
 name = "cuda"
 THREADS = S.THREADS

@@ -19,8 +19,10 @@ flattened arguments. The kernel runs exactly the code and sees exactly the bytes
 it would under Numba; only the Python between the call and the driver is shorter.
 tests/test_cuda.py compares the two paths bit for bit on a GPU.
 
-A kind of argument: the Numba type of an array (dtype, ndim, layout) or the
-Python type of a scalar. Anything this file does not know (a host array, a
+A kind of argument: the Numba type of an array (dtype, ndim, layout), the kinds
+of a tuple's device arrays (Numba passes a tuple as its members' fields, one
+after the other: the optimizers' step kernels take one array per parameter), or
+the Python type of a scalar. Anything this file does not know (a host array, a
 record, a debug kernel) goes through Numba's own path every time.
 `SPARSEBP_CUDA_LAUNCH=numba` turns the short path off (benchmarks compare the
 two), and the simulator (`NUMBA_ENABLE_CUDASIM=1`) always takes Numba's path.
@@ -89,10 +91,26 @@ class Kernel:
         return c
 
 
+_tuple_packs = {}    # id(tuple) -> (the tuple, _packed of it)
+
+
 def _packed(a):
     """(kind, flattened) of a device array, as Numba types and passes it: meminfo,
     parent, size, itemsize, data pointer, shape, strides. Cached on the array
-    (none of these ever changes for a device array); None for anything else."""
+    (none of these ever changes for a device array). A tuple of device arrays:
+    its members' kinds and their flattened fields in order. None for anything else."""
+    if type(a) is tuple:
+        hit = _tuple_packs.get(id(a))
+        if hit is not None and hit[0] is a:   # an optimizer passes the same tuples every step
+            return hit[1]
+        parts = [_packed(m) for m in a]
+        if not parts or any(q is None for q in parts):
+            return None
+        if len(_tuple_packs) >= 256:
+            _tuple_packs.clear()
+        p = ("tuple",) + tuple(q[0] for q in parts), tuple(v for q in parts for v in q[1])
+        _tuple_packs[id(a)] = (a, p)          # the tuple kept alive: its id is not reused meanwhile
+        return p
     p = getattr(a, "_sparsebp_packed", None)
     if p is None and on_device(a) and hasattr(a, "__dict__"):
         p = a._sparsebp_packed = (a._numba_type_, (0, 0, a.size, a.dtype.itemsize, _ptr(a),
@@ -128,7 +146,7 @@ class _Configured:
         cufunc_kernel, packers = compiled
         flat = []
         for pack, a, p in zip(packers, args, packed):
-            if pack is None:                  # a device array
+            if pack is None:                  # a device array, or a tuple of them
                 flat += p[1]
             else:                             # a scalar, in the C type of the kernel's argument
                 flat.append(pack(a))
@@ -141,10 +159,16 @@ class _Configured:
         _launch(self.stream, self.config, cufunc_kernel, *flat)
 
 
+class _TupleMemo(tuple):
+    """The memo of a tuple argument: the memo of each member."""
+
+
 def _memo(args):
     """What _same compares the next call's arguments with: a weak reference to each
-    array (so that the memo keeps no array alive) and each scalar itself."""
-    return tuple(weakref.ref(a) if on_device(a) else a for a in args)
+    array (so that the memo keeps no array alive), each scalar itself, and a
+    tuple's members so (_TupleMemo)."""
+    return tuple(weakref.ref(a) if on_device(a) else _TupleMemo(_memo(a)) if type(a) is tuple
+                 else a for a in args)
 
 
 def _same(args, memo):
@@ -156,6 +180,9 @@ def _same(args, memo):
     for a, m in zip(args, memo):
         if type(m) is weakref.ref:
             if m() is not a:
+                return False
+        elif type(m) is _TupleMemo:
+            if type(a) is not tuple or not _same(a, m):
                 return False
         elif type(a) is not type(m) or a != m:
             return False
@@ -185,6 +212,10 @@ def _driver_kernel(dispatcher, args):
         for t, a in zip(kern.argument_types, args):
             if isinstance(t, types.Array):
                 if not on_device(a):                         # a host array: Numba copies it over
+                    return _NUMBA
+                packers.append(None)
+            elif isinstance(t, types.BaseTuple):                # of device arrays only
+                if _packed(a) is None or not all(isinstance(m, types.Array) for m in t):
                     return _NUMBA
                 packers.append(None)
             elif t == types.int64:                           # an intptr_t, as Numba passes shapes

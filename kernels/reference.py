@@ -239,6 +239,35 @@ def adam_rows(W, M, V, T, G, rows, lr, beta1, beta2, eps, clip):
     W[rows] -= (lr * mhat / (np.sqrt(vhat) + eps)).astype(W.dtype)
 
 
+# One optimizer step over every parameter in one call: the sequences hold one
+# entry per parameter (Ws[i]: (n_rows_i, n_cols_i), Ts[i]: (n_rows_i,) int64,
+# rows[i]: (r_i,) int, possibly empty), all parameters of one dtype. The fast
+# backends pay their call overhead once per step instead of once per parameter.
+def sgd_step(Ws, Gs, rows, lr, clip):
+    """sgd_rows on each parameter's selected rows."""
+    for W, G, r in zip(Ws, Gs, rows):
+        sgd_rows(W, G, r, lr, clip)
+
+
+def adagrad_step(Ws, Hs, Gs, rows, lr, eps, clip):
+    """adagrad_rows on each parameter's selected rows."""
+    for W, H, G, r in zip(Ws, Hs, Gs, rows):
+        adagrad_rows(W, H, G, r, lr, eps, clip)
+
+
+def adam_step(Ws, Ms, Vs, Ts, Gs, rows, lr, beta1, beta2, eps, clip, global_t):
+    """adam_rows on each parameter's selected rows.
+
+    global_t = 0: each row's own step count (T[r] += 1, corrected as at T[r]).
+    global_t > 0: the optimizer's step count: every selected row is corrected as
+    at step global_t, and T[r] = global_t afterwards.
+    """
+    for W, M, V, T, G, r in zip(Ws, Ms, Vs, Ts, Gs, rows):
+        if global_t > 0:
+            T[r] = global_t - 1
+        adam_rows(W, M, V, T, G, r, lr, beta1, beta2, eps, clip)
+
+
 # ---------------------------------------------------------------- LSTM recurrence
 # Time-major arrays: step t of every sequence is the contiguous block [t]. Gates
 # are stacked i, f, g, o along the 4H axis (input, forget, cell, output), so

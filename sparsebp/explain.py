@@ -167,7 +167,8 @@ def _update(p, layer, opt, rows):
     before = [host(layer.weight.data)] + [host(opt.state[0][n]) for n in ("M", "V", "T")]
     opt.step()
     after = [host(layer.weight.data)] + [host(opt.state[0][n]) for n in ("M", "V", "T")]
-    p.say("\n9. one Adam step (lazy: the selected rows only)   [optim.Adam.step -> kernels adam_rows]")
+    p.say("\n9. one Adam step (lazy: the selected rows only)   "
+          "[optim.Adam.step -> kernels adam_step, all parameters in one call]")
     others = np.setdiff1d(np.arange(N_OUT), rows)
     for name, a, b in zip(("W", "Adam's M", "Adam's V", "Adam's step count T"), before, after):
         changed = np.flatnonzero((a != b).reshape(N_OUT, -1).any(1))

@@ -104,6 +104,7 @@ class Linear(Module):
         dx = K().empty(x.shape, x.dtype)
         self.selected, self.weight.rows = meprop_backward(
             dx, self.weight.grad, self.bias.grad, dy, x, self.weight.data, self.k, self.mode)
+        self.bias.rows = None                  # a dense gradient (after zero_grad's empty rows too)
         return dx
 
 

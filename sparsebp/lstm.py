@@ -143,6 +143,7 @@ class LSTM(Module):
         _, rows = meprop_backward(dxv, self.weight_ih.grad, self.bias.grad, dZv, xv,
                                   self.weight_ih.data, self.k, self.mode, selected=picked)
         self.weight_ih.rows = self.weight_hh.rows = rows
+        self.bias.rows = None                  # a dense gradient (after zero_grad's empty rows too)
         self.selected = None if self.mode == "dense" else (
             sel if self.mode == "unified" else np.ascontiguousarray(sel.transpose(1, 0, 2)))
         dxv = np.asarray(K().to_host(dxv))

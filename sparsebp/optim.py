@@ -13,6 +13,13 @@ lazy=False)` is that dense Adam, for comparison.
 Gradients are not accumulated: each backward overwrites them, so no
 `zero_grad()` is needed between steps (it exists, for PyTorch habits).
 
+One step is one kernel call for all parameters of a dtype (`K().adam_step` and
+the like take tuples, one array per parameter): on a GPU a launch costs 10-25 us
+of host time whatever it does, more than a small layer's update (on the CPU a
+call costs under a microsecond; there it changes little, benchmarks/README.md).
+The tuples are built once (`_groups`) and again only when a parameter's array
+was replaced (a loaded model, `zero_grad`) or the state was loaded.
+
 The defaults are the paper's MNIST settings, the same as the command line's
 (`sparsebp train`): lr 1e-3 for Adam, 0.1 for AdaGrad and SGD, and each
 gradient entry clipped to [-5, 5] (the official C# code's clipping).
@@ -23,6 +30,12 @@ from .backend import K
 
 
 CLIP = 5.0     # the official C# code's clipping, every optimizer's default
+# The step kernels take tuples, and Numba compiles a kernel once per tuple length
+# (2-6 s for Adam; cached on disk after). The optimizer pads its tuples to a
+# multiple of this with empty parameters, so one compile (the one `sb.warm_up`
+# and the training's warm-up make) serves every model of up to 8 parameters;
+# padding costs about 1 us a step (the empty entries' arrays handed to Numba).
+STEP_TUPLE = 8
 
 
 def _as_rows(a):
@@ -50,17 +63,31 @@ class Optimizer:
         self.lr, self.clip = float(lr), float(clip)
         self.state = [self._init_state(p) for p in self.params]
         self._all_rows = [K().to_device(np.arange(p.shape[0], dtype=np.int32)) for p in self.params]
+        self._packed, self._packed_from = None, None
 
     def _init_state(self, p):
         return {n: K().zeros(_as_rows(p.data).shape, p.data.dtype) for n in self.state_names}
 
+    def _groups(self):
+        """The parameters by dtype, each group's arrays as the tuples the step
+        kernels take: [_Group]. Built at the first step, and again only when a
+        parameter's data or grad is another array than then (checked by identity)."""
+        arrays = [a for p in self.params for a in (p.data, p.grad)]
+        if self._packed is None or any(a is not b for a, b in zip(arrays, self._packed_from)):
+            by_dtype = {}
+            for i, p in enumerate(self.params):
+                by_dtype.setdefault(np.dtype(p.data.dtype), []).append(i)
+            self._packed = [_Group(self, idx) for idx in by_dtype.values()]
+            self._packed_from = arrays
+        return self._packed
+
     def step(self):
-        """Update each parameter's selected rows from its gradient."""
-        for p, st, all_rows in zip(self.params, self.state, self._all_rows):
-            rows = all_rows if p.rows is None else p.rows
-            if len(rows) == 0:                 # zero_grad() and no backward since
-                continue
-            self._update(_as_rows(p.data), _as_rows(p.grad), rows, st, p, all_rows)
+        """Update each parameter's selected rows from its gradient: one kernel call
+        for all parameters (per dtype)."""
+        for g in self._groups():
+            rows = tuple(all_rows if p.rows is None else p.rows
+                         for p, all_rows in zip(g.params, g.all_rows))
+            self._update(g, rows + g.all_rows[len(rows):])     # the padding: no rows
 
     def zero_grad(self):
         """Zero every gradient and mark no row selected, so a `step()` before the
@@ -95,6 +122,26 @@ class Optimizer:
                     raise ValueError(f"{type(self).__name__}.load_state_dict: {i}.{n} has shape "
                                      f"{src.shape} in the state, {tuple(st[n].shape)} here")
                 st[n] = K().to_device(src.astype(st[n].dtype))
+        self._packed = None                    # the state arrays are new ones
+
+
+class _Group:
+    """Parameters of one dtype, as the tuples the step kernels take: W, G (each 2-D:
+    a bias as (n, 1)), all_rows (an arange per parameter), state[name] (one state
+    array per parameter); padded to a multiple of STEP_TUPLE with an empty
+    parameter (a (1, 1) array, no rows) that no step changes."""
+
+    def __init__(self, opt, idx):
+        self.params = tuple(opt.params[i] for i in idx)
+        pad = -len(idx) % STEP_TUPLE
+
+        def padded(arrays):
+            arrays = tuple(arrays)              # an empty entry: one element of the same kind
+            return arrays + (K().zeros((1,) * len(arrays[0].shape), arrays[0].dtype),) * pad
+        self.W = padded(_as_rows(p.data) for p in self.params)
+        self.G = padded(_as_rows(p.grad) for p in self.params)
+        self.all_rows = tuple(opt._all_rows[i] for i in idx) + (K().to_device(np.zeros(0, np.int32)),) * pad
+        self.state = {n: padded(opt.state[i][n] for i in idx) for n in opt.state[idx[0]]}
 
 
 class SGD(Optimizer):
@@ -103,8 +150,8 @@ class SGD(Optimizer):
     def __init__(self, params, lr=0.1, clip=CLIP):
         super().__init__(params, lr, clip)
 
-    def _update(self, W, G, rows, st, p, all_rows):
-        K().sgd_rows(W, G, rows, self.lr, self.clip)
+    def _update(self, g, rows):
+        K().sgd_step(g.W, g.G, rows, self.lr, self.clip)
 
 
 class AdaGrad(Optimizer):
@@ -116,8 +163,8 @@ class AdaGrad(Optimizer):
         self.eps = float(eps)
         super().__init__(params, lr, clip)
 
-    def _update(self, W, G, rows, st, p, all_rows):
-        K().adagrad_rows(W, st["H"], G, rows, self.lr, self.eps, self.clip)
+    def _update(self, g, rows):
+        K().adagrad_step(g.W, g.state["H"], g.G, rows, self.lr, self.eps, self.clip)
 
 
 class Adam(Optimizer):
@@ -127,7 +174,8 @@ class Adam(Optimizer):
         "row" (default): a step count per row (state "T"): a row's first update
         is corrected as a first step however late it comes. "global": the
         optimizer's step count, as lazy Adam elsewhere (a rarely selected row is
-        under-corrected). "none": no correction, M and V used as they are.
+        under-corrected; "T" holds the step of each row's last update). "none":
+        no correction, M and V used as they are.
     lazy=False is the paper code's dense Adam: every row is updated every step,
     unselected rows with a zero gradient, so their momentum keeps moving them.
     """
@@ -164,11 +212,21 @@ class Adam(Optimizer):
         if self.bias_correction == "global":     # the step count is what "T" holds after a step
             self.steps = max(int(K().to_host(st["T"]).max()) for st in self.state)
 
-    def _update(self, W, G, rows, st, p, all_rows):
-        if not self.lazy and p.rows is not None:
-            K().zero_unselected(G, rows)
-            rows = all_rows
-        if self.bias_correction == "global":     # every row counts as updated at each step
-            st["T"] = K().to_device(np.full((p.shape[0],), self.steps - 1, np.int64))
-        K().adam_rows(W, st["M"], st["V"], st["T"], G, rows, self.lr,
-                      self.beta1, self.beta2, self.eps, self.clip)
+    def _update(self, g, rows):
+        if not self.lazy:
+            rows = self._every_row(g, rows)
+        global_t = self.steps if self.bias_correction == "global" else 0
+        K().adam_step(g.W, g.state["M"], g.state["V"], g.state["T"], g.G, rows, self.lr,
+                      self.beta1, self.beta2, self.eps, self.clip, global_t)
+
+    @staticmethod
+    def _every_row(g, rows):
+        """lazy=False: a parameter with selected rows gets all rows, its unselected
+        rows' gradient zeroed (one with none selected, after zero_grad, stays so)."""
+        out = []
+        for G, sel, all_rows in zip(g.G, rows, g.all_rows):
+            if len(sel) and sel is not all_rows:
+                K().zero_unselected(G, sel)
+                sel = all_rows
+            out.append(sel)
+        return tuple(out)

@@ -267,6 +267,89 @@ def test_adam_per_row_bias_correction(kern):
     assert_close(host(w)[1], [-1e-3], 1e-9, 1e-4)      # the global step would give 1e-4
 
 
+# The step kernels: every parameter of a model in one call. Parameter shapes: a
+# weight, a bias (n, 1), one row, one column, rows longer than a simulator block
+# (8) and narrower than it (several rows to a block), odd sizes.
+STEP_SHAPES = [[(1, 1)], [(5, 3)],
+               [(7, 5), (7, 1), (4, 7), (4, 1), (1, 9), (3, 2)],
+               [(13, 11), (13, 1), (2, 13), (17, 1)]]
+
+
+def _step_rows(rng, shapes, step):
+    """Each parameter's selected rows at a step: none, one, all, or a random subset,
+    different per parameter and step (sorted int32, as a backward leaves them)."""
+    out = []
+    for i, (n, _) in enumerate(shapes):
+        how = (i + step) % 4
+        r = ([] if how == 0 else [rng.integers(n)] if how == 1 else range(n) if how == 2
+             else rng.choice(n, rng.integers(1, n + 1), replace=False))
+        out.append(np.sort(np.asarray(r, np.int32)))
+    return out
+
+
+def _step_state(rng, shapes, dtype, t0):
+    """W, G, and the optimizers' state (H, M, V random, T counts from t0) per parameter."""
+    arrs = {n: [rng.standard_normal(s).astype(dtype) for s in shapes] for n in "WG"}
+    arrs["G"] = [3 * g for g in arrs["G"]]                   # some entries beyond the clip
+    for n in "HMV":
+        arrs[n] = [rng.random(s).astype(dtype) for s in shapes]
+    arrs["T"] = [np.full(s[0], t0, np.int64) + rng.integers(0, 3, s[0]) for s in shapes]
+    return arrs
+
+
+@pytest.mark.parametrize("shapes", STEP_SHAPES)
+@pytest.mark.parametrize("opt,clip,dtype,global_t,t0", [
+    ("sgd", 0.0, np.float32, 0, 0), ("sgd", 1.0, np.float64, 0, 0),
+    ("adagrad", 0.0, np.float32, 0, 0), ("adagrad", 1.0, np.float64, 0, 0),
+    ("adam", 0.0, np.float32, 0, 0), ("adam", 1.0, np.float32, 0, 0), ("adam", 0.5, np.float64, 0, 0),
+    ("adam", 1.0, np.float32, 6, 0),                         # bias_correction="global"
+    ("adam", 0.0, np.float32, 0, 2 ** 40)])                  # bias_correction="none"
+def test_step_kernels_match_reference(kern, shapes, opt, clip, dtype, global_t, t0):
+    rng = np.random.default_rng(len(shapes) + global_t)
+    hst = _step_state(rng, shapes, dtype, t0)
+    dev = {n: tuple(kern.to_device(a.copy()) for a in arrs) for n, arrs in hst.items()}
+    for step in range(3):
+        rows = _step_rows(rng, shapes, step)
+        drows = tuple(kern.to_device(r) for r in rows)
+        before = {n: [host(a).copy() for a in arrs] for n, arrs in dev.items()}
+        if opt == "sgd":
+            R.sgd_step(hst["W"], hst["G"], rows, 0.1, clip)
+            kern.sgd_step(dev["W"], dev["G"], drows, 0.1, clip)
+        elif opt == "adagrad":
+            R.adagrad_step(hst["W"], hst["H"], hst["G"], rows, 0.1, 1e-6, clip)
+            kern.adagrad_step(dev["W"], dev["H"], dev["G"], drows, 0.1, 1e-6, clip)
+        else:
+            t = global_t + step if global_t else 0
+            R.adam_step(*(hst[n] for n in "WMVTG"), rows, 1e-2, 0.9, 0.999, 1e-8, clip, t)
+            kern.adam_step(*(dev[n] for n in "WMVTG"), drows, 1e-2, 0.9, 0.999, 1e-8, clip, t)
+        for n, arrs in hst.items():
+            for i, (got, want, old) in enumerate(zip(dev[n], arrs, before[n])):
+                got = host(got)
+                others = np.setdiff1d(np.arange(want.shape[0]), rows[i])
+                assert np.array_equal(got[others], old[others]), (n, i)       # bit-identical
+                if n == "T":
+                    assert np.array_equal(got, want), (n, i)
+                else:
+                    assert_close(got, want, 1e-6, 1e-5)
+
+
+def test_step_kernels_change_the_selected_rows(kern):
+    # against a reference that did nothing, the test above would pass on a kernel
+    # that did nothing too: the selected rows must move
+    rng = np.random.default_rng(3)
+    shapes = STEP_SHAPES[2]
+    arrs = _step_state(rng, shapes, np.float32, 0)
+    rows = [np.arange(n, dtype=np.int32) for n, _ in shapes]
+    dev = {n: tuple(kern.to_device(a.copy()) for a in a_) for n, a_ in arrs.items()}
+    drows = tuple(kern.to_device(r) for r in rows)
+    kern.adam_step(*(dev[n] for n in "WMVTG"), drows, 1e-2, 0.9, 0.999, 1e-8, 0.0, 0)
+    kern.adagrad_step(dev["W"], dev["H"], dev["G"], drows, 0.1, 1e-6, 0.0)
+    kern.sgd_step(dev["W"], dev["G"], drows, 0.1, 0.0)
+    for n in "WMVTH":
+        for got, old in zip(dev[n], arrs[n]):
+            assert (host(got) != old).all(), n
+
+
 # ---------------------------------------------------------------- element-wise, loss
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_elementwise_and_loss_kernels_match_reference(kern, dtype):
@@ -406,3 +489,18 @@ def test_threaded_cpu_kernels_match_reference(monkeypatch, B, n_out, k):
         outs.append((w, m, v, t))
     for a, b in zip(*outs):
         assert_close(b, a, 1e-6, 1e-5)
+
+
+def test_threaded_cpu_step_kernel_matches_reference(monkeypatch):
+    # PARALLEL_MIN_WORK = 0: adam_step splits each parameter's rows across the threads
+    monkeypatch.setattr(C, "PARALLEL_MIN_WORK", 0)
+    rng = np.random.default_rng(4)
+    shapes = STEP_SHAPES[3]
+    hst = _step_state(rng, shapes, np.float32, 0)
+    dev = {n: tuple(a.copy() for a in arrs) for n, arrs in hst.items()}
+    rows = _step_rows(rng, shapes, 1)
+    R.adam_step(*(hst[n] for n in "WMVTG"), rows, 1e-2, 0.9, 0.999, 1e-8, 1.0, 0)
+    C.adam_step(*(dev[n] for n in "WMVTG"), tuple(rows), 1e-2, 0.9, 0.999, 1e-8, 1.0, 0)
+    for n in "WMVT":
+        for got, want in zip(dev[n], hst[n]):
+            assert_close(got, want, 1e-6, 1e-5)

@@ -190,3 +190,73 @@ def test_adam_rejects_bad_settings():
         sb.Adam(ps, bias_correction="per-row")
     with pytest.raises(ValueError, match="eps must be > 0"):
         sb.Adam(ps, eps=0)
+
+
+def test_step_is_one_kernel_call_per_dtype(monkeypatch):
+    # the float32 MLP and a float64 layer: two step calls (one per dtype), no per-parameter ones
+    from sparsebp import kernels, optim
+    R = kernels.get("numpy")
+    calls = []
+    monkeypatch.setattr(R, "adam_step", lambda *a, f=R.adam_step: (calls.append(len(a[0])), f(*a)))
+    with sb.using("numpy"):
+        sb.seed(0)
+        model, twin = _mlp("topk", 2), sb.Linear(3, 2, dtype=np.float64)
+        opt = sb.Adam(model.parameters() + twin.parameters())
+        _step(model, opt, *_batch(0))
+        twin.forward(np.ones((1, 3)))
+        twin.backward(np.ones((1, 2)))
+        calls.clear()
+        opt.step()
+    assert calls == [optim.STEP_TUPLE] * 2     # 6 parameters, then 2: each padded to 8
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32,), (np.float32, np.float64)])
+def test_fused_step_equals_each_parameter_alone(backend, dtypes):
+    # parameters of one or two dtypes, some with no row selected: one Adam over all of
+    # them does what the reference's adam_rows does to each parameter on its own
+    from sparsebp import kernels
+    from sparsebp.module import Parameter
+    R = kernels.get("numpy")
+    rng = np.random.default_rng(1)
+    shapes = [(6, 4), (6,), (3, 6), (3,), (5, 2)]
+    params, want = [], []
+    for i, s in enumerate(shapes):
+        a = rng.standard_normal(s).astype(dtypes[i % len(dtypes)])
+        p = Parameter(sb.backend.K().to_device(a))
+        params.append(p)
+        want.append(dict(W=a.reshape(s[0], -1).copy(), M=np.zeros_like(a.reshape(s[0], -1)),
+                         V=np.zeros_like(a.reshape(s[0], -1)), T=np.zeros(s[0], np.int64)))
+    opt = sb.Adam(params, lr=1e-2, clip=1.0)
+    for step in range(3):
+        for i, (p, s) in enumerate(zip(params, shapes)):
+            g = (3 * rng.standard_normal(s)).astype(p.data.dtype)
+            p.grad = sb.backend.K().to_device(g)
+            rows = [None, np.zeros(0, np.int32), np.array([0, 2], np.int32)][(i + step) % 3]
+            p.rows = None if rows is None else sb.backend.K().to_device(rows)
+            rows = np.arange(s[0], dtype=np.int32) if rows is None else rows
+            w = want[i]
+            R.adam_rows(w["W"], w["M"], w["V"], w["T"], g.reshape(s[0], -1), rows, 1e-2, 0.9, 0.999,
+                        1e-8, 1.0)
+        opt.step()
+    for p, w, st in zip(params, want, opt.state):
+        assert_close(np.asarray(sb.backend.K().to_host(p.data)).reshape(w["W"].shape), w["W"], 1e-6, 1e-5)
+        assert np.array_equal(sb.backend.K().to_host(st["T"]), w["T"])
+
+
+def test_step_follows_replaced_arrays():
+    # the optimizer packs the parameters' arrays once; a model loaded into new arrays
+    # (load_state_dict) and gradients made anew (zero_grad) are picked up
+    sb.seed(0)
+    a = _mlp("topk", 2)
+    sb.seed(0)
+    b = _mlp("topk", 2)
+    opt_a, opt_b = sb.Adam(a.parameters()), sb.Adam(b.parameters())
+    for m, o in ((a, opt_a), (b, opt_b)):
+        _step(m, o, *_batch(0))
+    a.load_state_dict(a.state_dict())          # same values, new arrays
+    opt_a.zero_grad()                          # new gradient arrays too
+    for s in (1, 2):
+        for m, o in ((a, opt_a), (b, opt_b)):
+            _step(m, o, *_batch(s))
+    for n, w in b.state_dict().items():
+        assert np.array_equal(a.state_dict()[n], w), n
