@@ -66,7 +66,8 @@ if not hasattr(np, "row_stack"):
 from numba import cuda  # noqa: E402
 
 from . import cuda_launch, cuda_select as S  # noqa: F401
-from .cuda_launch import gpu_kernel, launch_name, launches, on_device, set_launch, to_device  # noqa: F401
+from .cuda_launch import (copy_to, counts, device_array, gpu_kernel, launch_name, launches,  # noqa: F401
+                          on_device, set_launch, to_device, to_host)
 from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
                         _U, cublas_linear_forward, gemm, gemm_name, set_gemm)
 from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
@@ -95,16 +96,11 @@ def _typed(make, dtype):
 
 # ---------------------------------------------------------------- arrays
 def empty(shape, dtype=np.float32):
-    return cuda.device_array(shape, dtype)
+    return device_array(shape, dtype)
 
 
 def zeros(shape, dtype=np.float32):
-    return cuda.to_device(np.zeros(shape, dtype))
-
-
-def to_host(a):
-    """Device array -> host ndarray (a copy); a host array is returned as is."""
-    return a.copy_to_host() if on_device(a) else np.asarray(a)
+    return to_device(np.zeros(shape, dtype))
 
 
 def synchronize():
@@ -127,8 +123,8 @@ def _scratch(name, shape, dtype, zero=False, view_of=None):
     key = (name, shape, np.dtype(dtype))
     if key not in _scratch_bufs:
         _scratch_bufs[key] = (view_of.view(dtype) if view_of is not None
-                              else cuda.to_device(np.zeros(shape, dtype)) if zero
-                              else cuda.device_array(shape, dtype))
+                              else to_device(np.zeros(shape, dtype)) if zero
+                              else device_array(shape, dtype))
     return _scratch_bufs[key]
 
 
@@ -172,11 +168,11 @@ def topk_unified_and_bias(idx, db, dy, k):
 def union_rows(idx, n_out):
     """(r,) int32 device array, ascending: the rows any example selected. One block
     marks and compacts; the count comes to the host (a sync) to size the result."""
-    rows = cuda.device_array(n_out, np.int32)          # new: the caller keeps it
+    rows = device_array(n_out, np.int32)               # new: the caller keeps it
     count = _scratch("union_count", (1,), np.int32)
     mark = _scratch("union_mark", (n_out,), np.int32)
     S.union_kernel[1, THREADS](rows, count, mark, to_device(idx))
-    return rows[:int(count.copy_to_host()[0])]
+    return rows[:int(to_host(count)[0])]
 
 
 @cuda.jit(device=True)
@@ -394,7 +390,7 @@ def softmax_xent_forward(probs, logits, labels):
     """
     nll = _scratch("nll", (logits.shape[0],), np.float64)
     _softmax_xent[_blocks(logits.shape[0]), THREADS](probs, nll, to_device(logits), to_device(labels))
-    return float(nll.copy_to_host().mean())
+    return float(to_host(nll).mean())
 
 
 def _make_xent_backward(f):

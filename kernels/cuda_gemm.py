@@ -55,7 +55,7 @@ import os
 import numpy as np
 from numba import cuda
 
-from .cuda_launch import SIM, gpu_kernel
+from .cuda_launch import SIM, gpu_kernel, to_device
 
 TILE = int(os.environ.get("SPARSEBP_CUDA_TILE", "64"))   # a block's tile of C: TILE x TILE
 if TILE not in (32, 64):
@@ -247,7 +247,7 @@ def _dummy(dtype):
     """A one-element device array standing for an unused idx or bias argument."""
     dtype = np.dtype(dtype)
     if dtype not in _dummies:
-        _dummies[dtype] = cuda.to_device(np.zeros(1, dtype))
+        _dummies[dtype] = to_device(np.zeros(1, dtype))
     return _dummies[dtype]
 
 

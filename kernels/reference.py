@@ -39,6 +39,12 @@ def to_host(a):
     return np.asarray(a)
 
 
+def copy_to(dst, a):
+    """Copy host array a into this backend's array dst of the same shape (a buffer
+    kept between steps: on the GPU, a copy without an allocation)."""
+    dst[...] = a
+
+
 # ---------------------------------------------------------------- selection
 def _topk_one(idx, a, k):
     """idx: (k,) int32 out; a: (n,) magnitudes. Linear-time select with the tie rule."""

@@ -1,0 +1,70 @@
+"""What one training step costs the cuda backend, counted (not timed): kernel
+launches, device allocations and copies of one MNIST MLP step (784-8-8-10, Adam,
+minibatch 2) in each mode, after a warm-up step. Runs in Numba's simulator,
+which counts exactly what a GPU would (kernels/cuda_launch.py counts them).
+
+A change that adds a launch or an allocation to the step fails here: lower the
+numbers when a step gets cheaper, and say why in the commit.
+"""
+import numpy as np
+import pytest
+
+pytest.importorskip("numba.cuda", reason="numba-cuda is not installed")
+
+import sparsebp as sb  # noqa: E402
+from sparsebp import train as T  # noqa: E402
+from sparsebp.tasks.mnist import build_mlp  # noqa: E402
+from conftest import short_switch_interval  # noqa: E402
+
+# mode -> (launches, of them the optimizer's, copies to the device, to the host) per step.
+# The optimizer (Adam) launches once per parameter: 6 here.
+STEP = {
+    "dense": (21, 6, 2, 1),
+    "topk": (25, 6, 2, 3),
+    "unified": (23, 6, 2, 1),
+    "random": (23, 6, 4, 3),
+}
+ALLOCATIONS = {"dense": 14, "topk": 18, "unified": 16, "random": 18}
+
+
+def _counted_steps(mode, steps=2):
+    """[(counts of the step, counts of its optimizer step)] of a seeded 784-8-8-10 MLP."""
+    with sb.using("cuda"), short_switch_interval():
+        sb.seed(0)
+        cfg = T.Config(mode=mode, k=3, hidden=8, layers=2, dropout=0.0)
+        model = build_mlp(784, 10, cfg)
+        opt = T.build_optimizer(model.parameters(), cfg)
+        loss_fn = sb.SoftmaxCrossEntropy()
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(steps):
+            x, y = rng.random((2, 784), dtype=np.float32), rng.integers(0, 10, 2)
+            with sb.gpu_counters() as step:
+                loss_fn(model(x), y)
+                model.backward(loss_fn.backward())
+                with sb.gpu_counters() as update:
+                    opt.step()
+            out.append((step.as_dict(), update.as_dict()))
+        return out
+
+
+@pytest.mark.parametrize("mode", sorted(STEP))
+def test_launches_and_allocations_per_step(mode):
+    launches, opt_launches, to_device, to_host = STEP[mode]
+    _, (step, update) = _counted_steps(mode)          # the second step: after the warm-up
+    assert (step["launches"], update["launches"]) == (launches, opt_launches)
+    assert (step["to_device"], step["to_host"]) == (to_device, to_host)
+    assert step["allocations"] == ALLOCATIONS[mode]
+
+
+def test_counters_count_only_their_block():
+    with sb.using("cuda"):
+        K = sb.backend.K()
+        with sb.gpu_counters() as outer:
+            a = K.to_device(np.ones((2, 3), np.float32))
+            with sb.gpu_counters() as inner:
+                b = K.empty((2, 3))
+                K.relu_forward(b, a)
+                K.to_host(b)
+    assert inner.as_dict() == {"launches": 1, "allocations": 1, "to_device": 0, "to_host": 1}
+    assert outer.as_dict() == {"launches": 1, "allocations": 2, "to_device": 1, "to_host": 1}
