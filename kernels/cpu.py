@@ -13,7 +13,7 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `dense_backward` | `dense_backward` | BLAS; at B = 1 dW is an outer product (np.multiply: 5x faster than matmul there) |
 | `bias_grad` | `bias_grad` | one pass, row by row, no temporary |
 | `relu_forward`, `relu_backward` | the same | one fused pass, no boolean mask |
-| `softmax_xent_forward`, `softmax_xent_backward` | the same | one pass per row instead of NumPy's nine small operations |
+| `softmax_xent_forward`, `softmax_xent_backward`, `softmax_xent` | the same | one pass per row instead of NumPy's nine small operations |
 | `zero_unselected` | `zero_unselected` | a mark per row, then zero the unmarked rows in place |
 | `embedding_forward`, `embedding_backward` | the same | row copies; backward zeroes then adds only the batch's rows |
 | `lstm_forward`, `lstm_backward` | the same | the whole recurrence in one jitted call (kernels/cpu_lstm.py): a register-blocked recurrent product, a fitted float32 tanh that vectorizes, `_select` per step and `_combo` over the kept rows of W_hh |
@@ -232,8 +232,13 @@ def _topk_unified(idx, dy, k, nt):
     _select(idx, s, k, np.empty(n, np.float64), np.empty(n, np.int32), np.empty(n, np.float64))
 
 
+def union_rows(idx, n_out, out=None):
+    """As reference.union_rows (out is the GPU's: a new array here)."""
+    return _union_rows(idx, n_out)
+
+
 @njit(cache=True)
-def union_rows(idx, n_out):
+def _union_rows(idx, n_out):
     """Returns (r,) int32 ascending: the union of idx (B, k) int32. O(B k + n_out)."""
     mark = np.zeros(n_out, np.uint8)
     count = 0
@@ -329,6 +334,12 @@ def softmax_xent_backward(dlogits, probs, labels):
         dlogits[b, labels[b]] -= 1
         for c in range(probs.shape[1]):
             dlogits[b, c] /= B
+
+
+def softmax_xent(dlogits, loss, logits, labels):
+    """As reference.softmax_xent: the two kernels above, dlogits first holding the probabilities."""
+    loss[0] = softmax_xent_forward(dlogits, logits, labels)
+    softmax_xent_backward(dlogits, dlogits, labels)
 
 
 # ---------------------------------------------------------------- sparse backward

@@ -1,7 +1,7 @@
 """numba.cuda GPU kernels: the same names and arguments as `kernels/reference.py`.
 
 Arrays are numba device arrays, so a whole training step stays on the device.
-The host sees only the loss (B numbers) and, for a per-example selection, the
+The host sees only the loss (one number, when it is read) and, for a per-example selection, the
 size of the union of rows (one number). Inputs may be host arrays (any layout):
 they are copied to the device first.
 
@@ -17,7 +17,7 @@ they are copied to the device first.
 | `bias_grad` | `bias_grad` | coalesced column sums in float64 (cuda_select.py) |
 | `zero_unselected` | `zero_unselected` | one block per row, a binary search in the sorted rows |
 | `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
-| `softmax_xent_forward`, `softmax_xent_backward` | the same | one thread per example; the loss comes back as B numbers |
+| `softmax_xent`, `softmax_xent_forward`, `softmax_xent_backward` | the same | one block, a thread per example: the loss and its gradient in one launch, the mean summed in a fixed order |
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one block per selected row, one fused pass (cuda_optim.py) |
 | `lstm_forward`, `lstm_backward` | the same | not written for CUDA: they raise NotImplementedError naming the kernel (run the LSTM on "cpu") |
@@ -73,6 +73,7 @@ from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa
 from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
 
 name = "cuda"
+KEEPS_BUFFERS = True     # layers keep their outputs and gradients between steps (Module.buffer)
 THREADS = S.THREADS
 # A one-block union or a small layer's grid is small on purpose; Numba would warn each time.
 warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result in GPU under-utilization")
@@ -165,10 +166,11 @@ def topk_unified_and_bias(idx, db, dy, k):
     S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _mask(64), want_db)
 
 
-def union_rows(idx, n_out):
-    """(r,) int32 device array, ascending: the rows any example selected. One block
-    marks and compacts; the count comes to the host (a sync) to size the result."""
-    rows = device_array(n_out, np.int32)               # new: the caller keeps it
+def union_rows(idx, n_out, out=None):
+    """(r,) int32 device array, ascending: the rows any example selected, a view of
+    out: (n_out,) int32 (None: a new array). One block marks and compacts; the count
+    comes to the host (the host waits for the GPU) to size the result."""
+    rows = device_array(n_out, np.int32) if out is None else out
     count = _scratch("union_count", (1,), np.int32)
     mark = _scratch("union_mark", (n_out,), np.int32)
     S.union_kernel[1, THREADS](rows, count, mark, to_device(idx))
@@ -366,31 +368,59 @@ def mul(out, a, m):
     _ew(out, a, m, MUL)
 
 
-@gpu_kernel
-def _softmax_xent(probs, nll, logits, labels):
-    """One thread per row. probs: (B, C) out; nll: (B,) float64 out; labels: (B,) int."""
-    b = cuda.grid(1)
-    if b < logits.shape[0]:
-        C = logits.shape[1]
-        m = logits[b, 0]
-        for c in range(1, C):
-            m = max(m, logits[b, c])
-        s = 0.0
-        for c in range(C):
-            s += math.exp(logits[b, c] - m)
-        for c in range(C):
-            probs[b, c] = math.exp(logits[b, c] - m) / s
-        nll[b] = math.log(s) - (logits[b, labels[b]] - m)
+def _make_softmax_xent(f):
+    zero, one = f(0), f(1)
+
+    @gpu_kernel
+    def kernel(out, loss, logits, labels, grad):
+        """One block; thread t takes rows t, t + THREADS, ... of logits: (B, C).
+        out: (B, C) = softmax, or with grad (softmax - onehot) / B; loss: (1,)
+        float64 = the mean -log p[label], the threads' sums added in a fixed order
+        (the same on every run)."""
+        part = cuda.shared.array(THREADS, np.float64)
+        tid = cuda.threadIdx.x
+        B, C = logits.shape
+        acc = 0.0
+        for b in range(tid, B, THREADS):
+            m = logits[b, 0]
+            for c in range(1, C):
+                m = max(m, logits[b, c])
+            s = zero
+            for c in range(C):
+                s += math.exp(logits[b, c] - m)
+            for c in range(C):
+                p = math.exp(logits[b, c] - m) / s
+                out[b, c] = (p - (one if labels[b] == c else zero)) / f(B) if grad else p
+            acc += math.log(s) - (logits[b, labels[b]] - m)
+        part[tid] = acc
+        cuda.syncthreads()
+        if tid == 0:
+            total = 0.0
+            for t in range(THREADS):
+                total += part[t]
+            loss[0] = total / B
+    return kernel
+
+
+def _xent(out, loss, logits, labels, grad):
+    _typed(_make_softmax_xent, logits.dtype)[1, THREADS](out, loss, to_device(logits), to_device(labels), grad)
 
 
 def softmax_xent_forward(probs, logits, labels):
     """Softmax and the mean cross-entropy; returns the loss as a Python float.
 
-    probs: (B, C) out; logits: (B, C); labels: (B,) int. Copies B numbers to the host.
+    probs: (B, C) out; logits: (B, C); labels: (B,) int. One launch (the kernel of
+    softmax_xent); the loss comes to the host (the host waits for the GPU).
     """
-    nll = _scratch("nll", (logits.shape[0],), np.float64)
-    _softmax_xent[_blocks(logits.shape[0]), THREADS](probs, nll, to_device(logits), to_device(labels))
-    return float(to_host(nll).mean())
+    loss = _scratch("loss", (1,), np.float64)
+    _xent(probs, loss, logits, labels, False)
+    return float(to_host(loss)[0])
+
+
+def softmax_xent(dlogits, loss, logits, labels):
+    """dlogits: (B, C) out = (softmax - onehot) / B; loss: (1,) float64 out, the mean
+    loss, left on the device. One launch: the loss and its gradient together."""
+    _xent(dlogits, loss, logits, labels, True)
 
 
 def _make_xent_backward(f):

@@ -72,11 +72,13 @@ def topk_unified(idx, dy, k):
     _topk_one(idx, np.abs(dy).sum(axis=0), k)
 
 
-def union_rows(idx, n_out):
+def union_rows(idx, n_out, out=None):
     """The rows a per-example selection updates; returns (r,) int32, ascending.
 
     idx: (B, k) int32, every entry in [0, n_out). The union over the minibatch:
     dW sums over examples, so a row is updated when any example selected it.
+    out: an (n_out,) int32 buffer the GPU writes the rows into and returns a view
+    of (no allocation per step); the CPU backends return a new array.
     """
     return np.unique(idx).astype(np.int32)
 
@@ -204,6 +206,17 @@ def softmax_xent_backward(dlogits, probs, labels):
     dlogits[:] = probs
     dlogits[np.arange(B), labels] -= 1
     dlogits /= B
+
+
+def softmax_xent(dlogits, loss, logits, labels):
+    """The loss and its gradient in one call (what a training step needs).
+
+    dlogits: (B, C) out = (softmax(logits) - onehot(labels)) / B; loss: (1,)
+    float64 out = the mean cross-entropy, left in the backend's memory (a GPU
+    step reads it back only when it is printed); logits: (B, C); labels: (B,) int.
+    """
+    loss[0] = softmax_xent_forward(dlogits, logits, labels)
+    softmax_xent_backward(dlogits, dlogits, labels)
 
 
 # ---------------------------------------------------------------- optimizers

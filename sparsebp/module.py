@@ -96,6 +96,27 @@ class Module:
                                  f"in the state, {tuple(p.shape)} in the model")
             p.data = K().to_device(a.astype(p.data.dtype))      # a copy: the state stays the caller's
 
+    def buffer(self, name, shape, dtype):
+        """This layer's array `name` of shape and dtype, for an output or a gradient.
+
+        On a backend that keeps buffers (`KEEPS_BUFFERS`: cuda) it is the same
+        array at every call with this shape, so a training step allocates no
+        device memory after the first; what the layer returned from its last call
+        is then overwritten by the next (copy it to keep it: `K().to_host`). On
+        the CPU backends it is a new array, as NumPy code expects.
+        """
+        kern = K()
+        if not getattr(kern, "KEEPS_BUFFERS", False):
+            return kern.empty(shape, dtype)
+        bufs = self.__dict__.setdefault("_buffers", {})
+        key = (name, tuple(shape), np.dtype(dtype), kern.name)
+        a = bufs.get(key)
+        if a is None:
+            if len(bufs) >= 32:                 # shapes that change every call: keep the memory bounded
+                bufs.clear()
+            a = bufs[key] = kern.empty(shape, dtype)
+        return a
+
     def saved(self, name):
         """What forward kept for backward under `name`; a clear error if forward has not run."""
         if name not in vars(self):

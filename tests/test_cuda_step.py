@@ -16,15 +16,17 @@ from sparsebp import train as T  # noqa: E402
 from sparsebp.tasks.mnist import build_mlp  # noqa: E402
 from conftest import short_switch_interval  # noqa: E402
 
-# mode -> (launches, of them the optimizer's, copies to the device, to the host) per step.
-# The optimizer (Adam) launches once per parameter: 6 here.
+# mode -> (launches, of them the optimizer's, copies to the device, to the host) per step,
+# the loss left on the device (as train_epoch does). The optimizer (Adam) launches once
+# per parameter: 6 here. To the device: the minibatch's x and labels (random mode: and
+# each layer's drawn selection); to the host: top-k and random read each layer's union size.
+# Before buffers were kept (issue 17): 21, 25, 23, 23 launches and 14-18 allocations a step.
 STEP = {
-    "dense": (21, 6, 2, 1),
-    "topk": (25, 6, 2, 3),
-    "unified": (23, 6, 2, 1),
-    "random": (23, 6, 4, 3),
+    "dense": (20, 6, 2, 0),
+    "topk": (24, 6, 2, 2),
+    "unified": (22, 6, 2, 0),
+    "random": (22, 6, 4, 2),
 }
-ALLOCATIONS = {"dense": 14, "topk": 18, "unified": 16, "random": 18}
 
 
 def _counted_steps(mode, steps=2):
@@ -40,7 +42,7 @@ def _counted_steps(mode, steps=2):
         for _ in range(steps):
             x, y = rng.random((2, 784), dtype=np.float32), rng.integers(0, 10, 2)
             with sb.gpu_counters() as step:
-                loss_fn(model(x), y)
+                loss_fn.forward(model(x), y, read=False)
                 model.backward(loss_fn.backward())
                 with sb.gpu_counters() as update:
                     opt.step()
@@ -54,7 +56,7 @@ def test_launches_and_allocations_per_step(mode):
     _, (step, update) = _counted_steps(mode)          # the second step: after the warm-up
     assert (step["launches"], update["launches"]) == (launches, opt_launches)
     assert (step["to_device"], step["to_host"]) == (to_device, to_host)
-    assert step["allocations"] == ALLOCATIONS[mode]
+    assert step["allocations"] == 0
 
 
 def test_counters_count_only_their_block():
