@@ -18,6 +18,7 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `embedding_forward`, `embedding_backward` | the same | row copies; backward zeroes then adds only the batch's rows |
 | `lstm_forward`, `lstm_backward` | the same | the whole recurrence in one jitted call (kernels/cpu_lstm.py): a register-blocked recurrent product, a fitted float32 tanh that vectorizes, `_select` per step and `_combo` over the kept rows of W_hh |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one fused pass per selected row (kernels/cpu_optim.py) |
+| `prepare_dy` | `prepare_dy` | this file's kernels called in turn (`composed_prepare_dy`) |
 | `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | re-exported from reference.py: BLAS or one NumPy call already |
 
 Written here: the top-k selections, the sparse backward products, the bias
@@ -42,12 +43,15 @@ leading underscore). Every kernel compiles with `cache=True` (the first import c
 compile, later processes load it from `__pycache__`) and also runs with
 `NUMBA_DISABLE_JIT=1` as plain Python, so pdb and coverage work on it.
 """
+import sys
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .cpu_optim import PRANGE_ONLY, adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
-    copy_to, empty, linear_forward, mul, tanh_backward, tanh_forward, to_device, to_host, zeros,
+    ACTIVATIONS, composed_prepare_dy, copy_to, empty, linear_forward, mul, tanh_backward, tanh_forward,
+    to_device, to_host, zeros,
 )
 
 name = "cpu"
@@ -343,9 +347,11 @@ def softmax_xent(dlogits, loss, logits, labels):
 
 
 # ---------------------------------------------------------------- sparse backward
-def dense_backward(dx, dW, dy, x, W):
+def dense_backward(dx, dW, dy, x, W, db=None):
     """As reference.dense_backward. With B = 1, dW is an outer product: NumPy's
     matmul with an inner size of 1 does not call BLAS and is 5x slower."""
+    if db is not None:
+        bias_grad(db, dy)
     np.matmul(dy, W, out=dx)
     if dy.shape[0] == 1:
         np.multiply(dy.T, x, out=dW)
@@ -664,3 +670,5 @@ def embedding_backward(dW, dy, ids):
 # kernels/cpu_lstm.py builds on the helpers above (_select, _combo), so it is
 # imported last, once they exist.
 from .cpu_lstm import lstm_backward, lstm_forward  # noqa: E402,F401
+
+prepare_dy = composed_prepare_dy(sys.modules[__name__])     # this file's kernels, one after another

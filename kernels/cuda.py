@@ -13,7 +13,8 @@ they are copied to the device first.
 | `union_rows` | `union_rows` | one block marks the rows and compacts them with a block scan |
 | `topk_backward` | `topk_backward` | one launch: dx blocks read k rows of W coalesced; a dW block per row finds its examples by binary search, writes the row once |
 | `unified_backward` | `unified_backward` | the tiled GEMM gathers dy's columns and W's rows as it loads tiles and scatters dW's rows as it stores: nothing copied (cuda_gemm.py) |
-| `linear_forward`, `dense_backward` | the same | the tiled GEMM, both backward products in one launch (or cuBLAS: `set_gemm`) |
+| `linear_forward`, `dense_backward` | the same | the tiled GEMM: the bias and a fused activation applied as C is stored; both backward products in one launch (or cuBLAS: `set_gemm`) |
+| `prepare_dy` | `prepare_dy` | the activation's derivative, the bias sums and the unified selection in one pass over dy, one launch |
 | `bias_grad` | `bias_grad` | coalesced column sums in float64 (cuda_select.py) |
 | `zero_unselected` | `zero_unselected` | one block per row, a binary search in the sorted rows |
 | `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
@@ -68,11 +69,13 @@ from numba import cuda  # noqa: E402
 from . import cuda_launch, cuda_select as S  # noqa: F401
 from .cuda_launch import (copy_to, counts, device_array, gpu_kernel, launch_name, launches,  # noqa: F401
                           on_device, set_launch, to_device, to_host)
-from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
+from .cuda_gemm import (ACT_RELU, ACT_TANH, BIAS, DB, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
                         _U, cublas_linear_forward, gemm, gemm_name, set_gemm)
 from .cuda_optim import adagrad_rows, adam_rows, row_threads, sgd_rows  # noqa: F401
 
 name = "cuda"
+ACTIVATIONS = ("relu", "tanh")
+FUSES_ACTIVATIONS = True # Sequential hands a Linear the activation after it (Linear.forward)
 KEEPS_BUFFERS = True     # layers keep their outputs and gradients between steps (Module.buffer)
 THREADS = S.THREADS
 # A one-block union or a small layer's grid is small on purpose; Numba would warn each time.
@@ -150,20 +153,35 @@ def topk_rows(idx, dy, k):
 def topk_unified(idx, dy, k):
     """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| (float64), then
     the radix select, in one launch: the block that finishes last selects."""
-    topk_unified_and_bias(idx, None, dy, k)
+    prepare_dy(None, None, idx, dy, None, None, k)
 
 
 def topk_unified_and_bias(idx, db, dy, k):
     """topk_unified, and db: (n,) out, the bias gradient (bias_grad) summed in the same
-    pass over dy (None: not wanted). CUDA's alone: it saves a launch and a read of dy."""
+    pass over dy (None: not wanted): prepare_dy without an activation."""
+    prepare_dy(None, db, idx, dy, None, None, k)
+
+
+def prepare_dy(g, db, idx, dy, y, act, k):
+    """See reference.prepare_dy: g = dy * act'(y), db = its column sums, idx = the
+    unified top-k of g (None: not wanted), all in ONE launch and one pass over dy:
+    the unified select's kernel when idx is wanted, else the bias sums' kernel.
+    g, dy, y: (B, n); db: (n,); idx: (k,) int32; act: None, "relu" or "tanh"."""
     dy = to_device(dy)
+    code = S.ACT_CODES[act]
+    if act is None:
+        g = y = dy                                     # neither read nor written
     n = dy.shape[1]
+    if idx is None:
+        S.bias_grad_kernel[_blocks(n, S.COLS), THREADS](db, g, dy, y, code)
+        return
     s = _scratch("unified_sums", (n,), np.float64)
     keys = _scratch("unified_keys", (n,), np.int64, view_of=s)
     counter = _scratch("unified_counter", (1,), np.int32, zero=True)
     want_db = db is not None
     db = db if want_db else _scratch("no_bias", (1,), dy.dtype)
-    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _mask(64), want_db)
+    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, g, dy, y, code, k,
+                                                       _mask(64), want_db)
 
 
 def union_rows(idx, n_out, out=None):
@@ -205,26 +223,35 @@ def zero_unselected(G, rows):
 
 
 # ---------------------------------------------------------------- linear layer
-def linear_forward(y, x, W, b):
-    """y: (B, n_out) = x: (B, n_in) W^T + b: one GEMM launch, the bias added as C is stored."""
+def linear_forward(y, x, W, b, act=None):
+    """y: (B, n_out) = act(x: (B, n_in) W^T + b): one GEMM launch, the bias added and the
+    activation (None, "relu", "tanh") applied as C is stored. (cuBLAS: then a launch for act.)"""
     x = to_device(x)
     if gemm_name() == "cublas":
-        return cublas_linear_forward(y, x, W, b)
-    gemm((y, x, W, x.shape[0], W.shape[0], W.shape[1], TB | BIAS), bias=b)
+        cublas_linear_forward(y, x, W, b)
+        if act is not None:
+            _ew(y, y, y, {"relu": RELU, "tanh": TANH}[act])
+        return
+    flags = TB | BIAS | {None: 0, "relu": ACT_RELU, "tanh": ACT_TANH}[act]
+    gemm((y, x, W, x.shape[0], W.shape[0], W.shape[1], flags), bias=b)
 
 
-def dense_backward(dx, dW, dy, x, W):
-    """dx: (B, n_in) = dy W; dW: (n_out, n_in) = dy^T x. Both products in one launch."""
+def dense_backward(dx, dW, dy, x, W, db=None):
+    """dx: (B, n_in) = dy W; dW: (n_out, n_in) = dy^T x; db: (n_out,) = column sums of
+    dy (None: not wanted). Both products, and db, in one launch: the blocks of dW's
+    first column of tiles also sum the tiles of dy^T they load (cuda_gemm's DB)."""
     if gemm_name() == "cublas":
+        if db is not None:
+            bias_grad(db, dy)
         return cublas_dense_backward(dx, dW, dy, x, W)
     B, n_out = dy.shape
     gemm((dx, dy, W, B, W.shape[1], n_out, 0),
-         (dW, dy, x, n_out, W.shape[1], B, TA))
+         (dW, dy, x, n_out, W.shape[1], B, TA | (0 if db is None else DB)), bias=db)
 
 
 def bias_grad(db, dy):
     """db: (n_out,) = column sums of the full dy: (B, n_out), coalesced, in float64."""
-    S.bias_grad_kernel[_blocks(dy.shape[1], S.COLS), THREADS](db, dy)
+    prepare_dy(None, db, None, dy, None, None, 0)
 
 
 def _make_topk_backward(f):

@@ -15,6 +15,8 @@ Conventions (the same in every backend)
 - Tie rule of every top-k: larger |value| first; among equal |value|, the lower
   index wins. The selected set is therefore unique, and so are the results.
 """
+import sys
+
 import numpy as np
 
 name = "numpy"
@@ -95,17 +97,51 @@ def zero_unselected(G, rows):
 
 
 # ---------------------------------------------------------------- linear layer
-def linear_forward(y, x, W, b):
-    """y = x W^T + b.   y: (B, n_out); x: (B, n_in); W: (n_out, n_in); b: (n_out,)."""
+def linear_forward(y, x, W, b, act=None):
+    """y = act(x W^T + b).   y: (B, n_out); x: (B, n_in); W: (n_out, n_in); b: (n_out,).
+
+    act: None, "relu" or "tanh" (ACTIVATIONS): the activation that follows the
+    layer, fused into it (the GPU applies it as the product is stored).
+    """
     np.matmul(x, W.T, out=y)
     y += b
+    if act is not None:
+        getattr(sys.modules[__name__], f"{act}_forward")(y, y)
 
 
-def dense_backward(dx, dW, dy, x, W):
-    """The dense backward of y = x W^T.
+ACTIVATIONS = ("relu", "tanh")
 
-    dx: (B, n_in) out = dy W; dW: (n_out, n_in) out = dy^T x; dy: (B, n_out).
+
+def composed_prepare_dy(kern):
+    """prepare_dy made of the kernels of module kern (the CPU backends' version)."""
+    def prepare_dy(g, db, idx, dy, y, act, k):
+        """What a Linear backward needs from the whole of dy, in one call (one pass
+        over dy on the GPU). dy, y: (B, n), y the output of the fused activation act
+        (None: no activation, y and g unused); k: units for idx.
+
+        g: (B, n) out = dy * act'(y) (relu: 1 where y > 0; tanh: 1 - y^2), the
+           gradient of the product; with act None g is not written (dy is it).
+        db: (n,) out = column sums of g (bias_grad); None: not wanted.
+        idx: (k,) int32 out = topk_unified(g, k); None: not wanted.
+        """
+        if act is not None:
+            getattr(kern, f"{act}_backward")(g, dy, y)
+            dy = g
+        if db is not None:
+            kern.bias_grad(db, dy)
+        if idx is not None:
+            kern.topk_unified(idx, dy, k)
+    return prepare_dy
+
+
+def dense_backward(dx, dW, dy, x, W, db=None):
+    """The dense backward of y = x W^T (+ b).
+
+    dx: (B, n_in) out = dy W; dW: (n_out, n_in) out = dy^T x; dy: (B, n_out);
+    db: (n_out,) out = bias_grad(db, dy), or None (the GPU sums it with dW).
     """
+    if db is not None:
+        bias_grad(db, dy)
     np.matmul(dy, W, out=dx)
     np.matmul(dy.T, x, out=dW)
 
@@ -180,6 +216,9 @@ def tanh_forward(y, x):
 def tanh_backward(dx, dy, y):
     """dx = dy (1 - y^2), y the tanh output.  All (B, n)."""
     np.multiply(dy, 1 - y * y, out=dx)
+
+
+prepare_dy = composed_prepare_dy(sys.modules[__name__])
 
 
 def mul(out, a, m):

@@ -82,16 +82,21 @@ class Linear(Module):
     def parameters(self):
         return [self.weight, self.bias]
 
-    def forward(self, x):
+    def forward(self, x, act=None):
         """x: (B, n_in) -> y: (B, n_out), both of the weight's dtype (a host x of
-        another dtype is cast to it; a list is refused with a message)."""
+        another dtype is cast to it; a list is refused with a message).
+
+        act: "relu" or "tanh": y = act(x W^T + b), the activation that follows this
+        layer computed with it (Sequential asks for it on a backend that fuses:
+        one launch on the GPU); backward then takes the gradient of that y."""
         check_input(self, x, (None, self.n_in))
         if isinstance(x, np.ndarray):  # host input: the weight's dtype, one copy into backend memory
             host, x = x, self.buffer("x", x.shape, self.weight.data.dtype)
             K().copy_to(x, host)
         self.x = x
         y = self.buffer("y", (x.shape[0], self.n_out), x.dtype)
-        K().linear_forward(y, x, self.weight.data, self.bias.data)
+        K().linear_forward(y, x, self.weight.data, self.bias.data, act)
+        self.act, self.y = act, y
         return y
 
     def backward(self, dy):
@@ -105,7 +110,7 @@ class Linear(Module):
         dx = self.buffer("dx", x.shape, x.dtype)
         self.selected, self.weight.rows = meprop_backward(
             dx, self.weight.grad, self.bias.grad, dy, x, self.weight.data, self.k, self.mode,
-            buffer=self.buffer)
+            buffer=self.buffer, act=self.act, y=self.y)
         return dx
 
 
@@ -154,6 +159,8 @@ class Embedding(Module):
 class ReLU(Module):
     """y = max(x, 0); dx = dy where y > 0."""
 
+    activation = "relu"          # the name a Linear before it computes it with (Sequential)
+
     def forward(self, x):
         check_input(self, x, (None,) * len(getattr(x, "shape", ())))
         self.y = self.buffer("y", x.shape, x.dtype)
@@ -173,6 +180,8 @@ class ReLU(Module):
 
 class Tanh(Module):
     """y = tanh(x); dx = dy (1 - y^2)."""
+
+    activation = "tanh"
 
     def forward(self, x):
         check_input(self, x, (None,) * len(getattr(x, "shape", ())))

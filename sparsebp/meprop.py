@@ -69,7 +69,7 @@ def select(dy, k, mode, buffer=_new):
     raise ValueError(f"unknown meProp mode {mode!r}; choose one of {MODES}")
 
 
-def meprop_backward(dx, dW, db, dy, x, W, k, mode, selected=None, buffer=_new):
+def meprop_backward(dx, dW, db, dy, x, W, k, mode, selected=None, buffer=_new, act=None, y=None):
     """The backward of y = x W^T + b with meProp's sparsified dy.
 
     dx: (B, n_in) out; dW: (n_out, n_in) out, valid only in the returned rows;
@@ -79,15 +79,27 @@ def meprop_backward(dx, dW, db, dy, x, W, k, mode, selected=None, buffer=_new):
         (the LSTM's recurrence selects at each step and its input side reuses
         those); None: select here.
     buffer: where the selection and the rows go, as in `select`.
+    act, y: an activation fused into the forward (None, "relu", "tanh") and its
+        output y = act(x W^T + b): (B, n_out); dy is then the gradient of y, and
+        its derivative is applied first (in the same pass as the bias sums).
 
     Returns (selected, rows): the selection (see `select`) and the sorted (r,)
     int32 rows of dW that were written (None: all rows, a dense backward).
     """
-    if db is not None:
+    one_pass = mode == "unified" and selected is None and _column_sums_reducer is None
+    if act is not None or one_pass:
+        # One pass over dy: the activation's derivative, the bias sums, the unified selection.
+        g = buffer("dy_product", dy.shape, dy.dtype) if act is not None else None
+        if one_pass:
+            selected = buffer("selected", (k,), np.int32)
+        K().prepare_dy(g, db, selected if one_pass else None, dy, y, act, k)
+        dy, db = dy if g is None else g, None          # dy: now the gradient of x W^T + b
+    elif mode != "dense" and db is not None:
         K().bias_grad(db, dy)                          # the full dy, every mode
+        db = None
     idx = select(dy, k, mode, buffer) if selected is None else selected
-    if idx is None:                                    # normal backprop
-        K().dense_backward(dx, dW, dy, x, W)
+    if idx is None:                                    # normal backprop (db, if not summed yet, with dW)
+        K().dense_backward(dx, dW, dy, x, W, db)
         return None, None
     if idx.ndim == 1:                                  # unified (k,): gather, two small GEMMs, scatter
         K().unified_backward(dx, dW, dy, x, W, idx)

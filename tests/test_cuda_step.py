@@ -20,12 +20,15 @@ from conftest import short_switch_interval  # noqa: E402
 # the loss left on the device (as train_epoch does). The optimizer (Adam) launches once
 # per parameter: 6 here. To the device: the minibatch's x and labels (random mode: and
 # each layer's drawn selection); to the host: top-k and random read each layer's union size.
-# Before buffers were kept (issue 17): 21, 25, 23, 23 launches and 14-18 allocations a step.
+# Before issue 17: 21, 25, 23, 23 launches and 14-18 allocations a step. Unified now:
+# forward 4 (two GEMMs with bias + ReLU, the output GEMM, loss + its gradient), backward
+# 5 (the output layer's GEMM pair with its bias sums; per hidden layer the ReLU's
+# derivative + bias sums + selection in one pass, then the gathered GEMM pair), Adam 6.
 STEP = {
-    "dense": (20, 6, 2, 0),
-    "topk": (24, 6, 2, 2),
-    "unified": (22, 6, 2, 0),
-    "random": (22, 6, 4, 2),
+    "dense": (15, 6, 2, 0),
+    "topk": (19, 6, 2, 2),
+    "unified": (15, 6, 2, 0),
+    "random": (17, 6, 4, 2),
 }
 
 
