@@ -252,17 +252,24 @@ class SoftmaxCrossEntropy(Module):
     RING = 64        # losses kept in the backend's memory before they are read anyway
 
     def forward(self, logits, labels, read=True):
+        """logits: (B, C); labels: (B,) host integers (checked), or the backend's own
+        int64 array (used as it is: a data set resident on the GPU)."""
         check_input(self, logits, (None, None))
         B, C = logits.shape
-        y = np.asarray(labels)
-        if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"SoftmaxCrossEntropy: labels must be ({B},) integers, "
-                             f"got shape {y.shape} dtype {y.dtype}")
-        if B and (y.min() < 0 or y.max() >= C):
-            raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {C}), "
-                             f"got values from {y.min()} to {y.max()}")
-        self.labels = self.buffer("labels", (B,), np.int64)
-        K().copy_to(self.labels, y)
+        if getattr(labels, "dtype", None) == np.int64 and not isinstance(labels, np.ndarray):
+            if tuple(labels.shape) != (B,):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be ({B},), got {tuple(labels.shape)}")
+            self.labels = labels
+        else:
+            y = np.asarray(labels)
+            if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be ({B},) integers, "
+                                 f"got shape {y.shape} dtype {y.dtype}")
+            if B and (y.min() < 0 or y.max() >= C):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {C}), "
+                                 f"got values from {y.min()} to {y.max()}")
+            self.labels = self.buffer("labels", (B,), np.int64)
+            K().copy_to(self.labels, y)
         self.dlogits = self.buffer("dlogits", (B, C), logits.dtype)
         K().softmax_xent(self.dlogits, self._slot(), logits, self.labels)
         return self.read()[-1] if read else None
