@@ -19,6 +19,7 @@ they are copied to the device first.
 | `zero_unselected` | `zero_unselected` | one block per row, a binary search in the sorted rows |
 | `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
 | `softmax_xent`, `softmax_xent_forward`, `softmax_xent_backward` | the same | one block, a thread per example: the loss and its gradient in one launch, the mean summed in a fixed order |
+| `gather_rows` | `gather_rows` | one thread per element: the minibatch of a data set kept on the GPU, x and labels in one launch |
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one block per selected row, one fused pass (cuda_optim.py) |
 | `lstm_forward`, `lstm_backward` | the same | not written for CUDA: they raise NotImplementedError naming the kernel (run the LSTM on "cpu") |
@@ -467,6 +468,24 @@ def softmax_xent_backward(dlogits, probs, labels):
     """dlogits: (B, C) out = (probs - onehot(labels)) / B."""
     kernel = _typed(_make_xent_backward, dlogits.dtype)
     kernel[_blocks(dlogits.size), THREADS](dlogits, probs, to_device(labels))
+
+
+@gpu_kernel
+def _gather_rows(x, y, X, Y, ids):
+    """One thread per element of x: (B, d) = X[ids]; the threads of column 0 also y = Y[ids]."""
+    e = cuda.grid(1)
+    if e < x.size:
+        i, c = e // x.shape[1], e % x.shape[1]
+        r = ids[i]
+        x[i, c] = X[r, c]
+        if c == 0:
+            y[i] = Y[r]
+
+
+def gather_rows(x, y, X, Y, ids):
+    """x: (B, d) out = X[ids]; y: (B,) out = Y[ids]; X: (N, d), Y: (N,), ids: (B,) int,
+    all on the device: a minibatch of a resident data set in one launch, no copy."""
+    _gather_rows[_blocks(x.size), THREADS](x, y, X, Y, to_device(ids))
 
 
 # ---------------------------------------------------------------- embedding

@@ -199,6 +199,13 @@ def embedding_backward(dW, dy, ids):
     np.add.at(dW, ids, dy)
 
 
+def gather_rows(x, y, X, Y, ids):
+    """A minibatch from a data set in the backend's memory: x = X[ids], y = Y[ids].
+    x: (B, d) out; y: (B,) out; X: (N, d); Y: (N,); ids: (B,) int."""
+    np.take(X, ids, axis=0, out=x)
+    np.take(Y, ids, out=y)
+
+
 # ---------------------------------------------------------------- element-wise
 def relu_forward(y, x):
     np.maximum(x, 0, out=y)

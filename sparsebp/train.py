@@ -89,6 +89,7 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, ep
     loss_fn = SoftmaxCrossEntropy()
     mep = _meprop_weights(model)
     order = rng().permutation(task.n_train(data))
+    ids = task.epoch_order(data, order) if hasattr(task, "epoch_order") else order
     t = {"forward_s": 0.0, "backward_s": 0.0, "update_s": 0.0}
     total_loss, rows_frac, steps = 0.0, 0.0, 0
     sizes = []                                     # examples of each step whose loss is not read yet
@@ -108,7 +109,7 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, ep
     with BackwardTimer(timed_layers(model)) as timer, \
             (dist.epoch(epoch) if dist else contextlib.nullcontext()):
         for s in range(0, len(order), batch_size):
-            sel = order[s:s + batch_size]
+            sel = ids[s:s + batch_size]
             mine = dist.shard(sel) if dist else sel
             inputs, targets = task.batch(data, mine)
             n_all = dist.total(len(targets)) if dist else len(targets)

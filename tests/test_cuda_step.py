@@ -73,3 +73,57 @@ def test_counters_count_only_their_block():
                 K.to_host(b)
     assert inner.as_dict() == {"launches": 1, "allocations": 1, "to_device": 0, "to_host": 1}
     assert outer.as_dict() == {"launches": 1, "allocations": 2, "to_device": 1, "to_host": 1}
+
+
+def test_a_data_set_on_the_device_copies_nothing_per_step():
+    """MNIST --on-device: the epoch's order goes over once, each minibatch is gathered
+    on the device (one launch, the same examples as on the host), and a training step
+    copies nothing either way."""
+    from sparsebp.data.mnist import Split
+    from sparsebp.tasks import mnist
+    rng = np.random.default_rng(1)
+    x, y = rng.random((7, 784), dtype=np.float32), rng.integers(0, 10, 7)
+    split = Split(x, y, x[:2], y[:2], x[:2], y[:2])
+    cfg = T.Config(mode="unified", k=3, hidden=8, layers=2, dropout=0.0, backend="cuda",
+                   extra={"on_device": True})
+    assert mnist.validate(cfg) == []
+    assert mnist.validate(T.Config(extra={"on_device": True})) == ["--on-device needs --backend cuda"]
+    with sb.using("cuda"), short_switch_interval():
+        data = mnist.OnDevice(split)
+        order = rng.permutation(7)
+        with sb.gpu_counters() as epoch:
+            ids = mnist.epoch_order(data, order)
+        assert (epoch.to_device, epoch.allocations) == (1, 0)
+        sb.seed(0)
+        model = build_mlp(784, 10, cfg)
+        opt = T.build_optimizer(model.parameters(), cfg)
+        loss_fn = sb.SoftmaxCrossEntropy()
+        for s in (0, 3):
+            with sb.gpu_counters() as step:
+                inputs, targets = mnist.batch(data, ids[s:s + 3])
+                loss_fn.forward(model(inputs), targets, read=False)
+                model.backward(loss_fn.backward())
+                opt.step()
+            assert np.array_equal(sb.backend.K().to_host(inputs), x[order[s:s + 3]])
+            assert np.array_equal(sb.backend.K().to_host(targets), y[order[s:s + 3]])
+        assert step.as_dict() == {"launches": STEP["unified"][0] + 1, "allocations": 0, "to_device": 0,
+                                  "to_host": 0}
+
+
+def test_an_epoch_on_device_data_is_the_epoch_on_host_data():
+    """train_epoch with MNIST --on-device: the same seeded order, batches and loss as
+    with the training set on the host."""
+    from sparsebp.data.mnist import Split
+    from sparsebp.tasks import mnist
+    rng = np.random.default_rng(2)
+    x, y = rng.random((7, 784), dtype=np.float32), rng.integers(0, 10, 7)
+    split = Split(x, y, x[:2], y[:2], x[:2], y[:2])
+    cfg = T.Config(mode="unified", k=3, hidden=8, layers=2, dropout=0.0, backend="cuda")
+    losses = []
+    with sb.using("cuda"), short_switch_interval():
+        for data in (split, mnist.OnDevice(split)):
+            sb.seed(0)
+            model = build_mlp(784, 10, cfg)
+            opt = T.build_optimizer(model.parameters(), cfg)
+            losses.append(T.train_epoch(model, opt, mnist, data, 3)["train_loss"])
+    assert np.isfinite(losses[0]) and abs(losses[0] - losses[1]) <= 1e-6 * abs(losses[0])

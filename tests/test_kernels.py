@@ -202,6 +202,16 @@ def test_softmax_xent_is_the_forward_and_backward_pair(kern):
     assert_close(host(loss)[0], l_ref, 0, 1e-6)
 
 
+@pytest.mark.parametrize("N,d,B", [(1, 1, 1), (9, 5, 4), (6, 13, 6)])
+def test_gather_rows(kern, N, d, B):
+    """A minibatch of a data set kept in the backend's memory: x = X[ids], y = Y[ids]."""
+    rng = np.random.default_rng(N + d + B)
+    X, Y, ids = _dy(rng, N, d), rng.integers(0, 10, N).astype(np.int64), rng.integers(0, N, B)
+    x, y = kern.empty((B, d)), kern.empty((B,), np.int64)
+    kern.gather_rows(x, y, kern.to_device(X), kern.to_device(Y), kern.to_device(ids))
+    assert np.array_equal(host(x), X[ids]) and np.array_equal(host(y), Y[ids])
+
+
 def test_linear_forward_on_noncontiguous_host_input(kern):
     rng = np.random.default_rng(5)
     x = _dy(rng, 6, 22)[::2, ::2]                                  # (3, 11), strided
