@@ -189,9 +189,8 @@ def _layer_fns(G, bufs, d_dy, d_x, d_W, k):
     Linear.backward calls them."""
     dx, dW, db, idx, u = bufs
 
-    def dense():
-        G.bias_grad(db, d_dy)
-        G.dense_backward(dx, dW, d_dy, d_x, d_W)
+    def dense():                         # as Linear.backward: db summed with dW
+        G.dense_backward(dx, dW, d_dy, d_x, d_W, db)
 
     def topk():
         G.bias_grad(db, d_dy)

@@ -18,7 +18,7 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `embedding_forward`, `embedding_backward` | the same | row copies; backward zeroes then adds only the batch's rows |
 | `lstm_forward`, `lstm_backward` | the same | the whole recurrence in one jitted call (kernels/cpu_lstm.py): a register-blocked recurrent product, a fitted float32 tanh that vectorizes, `_select` per step and `_combo` over the kept rows of W_hh |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one fused pass per selected row (kernels/cpu_optim.py) |
-| `prepare_dy` | `prepare_dy` | this file's kernels called in turn (`composed_prepare_dy`) |
+| `prepare_dy` | `prepare_dy` | this file's kernels called in turn (`_composed_prepare_dy`) |
 | `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `gather_rows`, `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | re-exported from reference.py: BLAS or one NumPy call already |
 
 Written here: the top-k selections, the sparse backward products, the bias
@@ -50,8 +50,8 @@ from numba import get_num_threads, njit, prange
 
 from .cpu_optim import PRANGE_ONLY, adagrad_rows, adam_rows_split, sgd_rows  # noqa: F401
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
-    ACTIVATIONS, composed_prepare_dy, copy_to, empty, gather_rows, linear_forward, mul, tanh_backward, tanh_forward,
-    to_device, to_host, zeros,
+    ACTIVATIONS, _composed_prepare_dy, copy_to, empty, gather_rows, linear_forward, mul, tanh_backward,
+    tanh_forward, to_device, to_host, zeros,
 )
 
 name = "cpu"
@@ -671,4 +671,4 @@ def embedding_backward(dW, dy, ids):
 # imported last, once they exist.
 from .cpu_lstm import lstm_backward, lstm_forward  # noqa: E402,F401
 
-prepare_dy = composed_prepare_dy(sys.modules[__name__])     # this file's kernels, one after another
+prepare_dy = _composed_prepare_dy(sys.modules[__name__])     # this file's kernels, one after another

@@ -23,7 +23,7 @@ they are copied to the device first.
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one block per selected row, one fused pass (cuda_optim.py) |
 | `lstm_forward`, `lstm_backward` | the same | not written for CUDA: they raise NotImplementedError naming the kernel (run the LSTM on "cpu") |
-| `empty`, `zeros`, `to_device`, `to_host` | the same | numba device arrays: a step's data stays on the GPU |
+| `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | numba device arrays: a step's data stays on the GPU; each allocation and copy counted (`cuda_launch.py`) |
 
 Where things are
 - here: the arrays, the selections' host side, the sparse backward products,

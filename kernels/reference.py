@@ -112,7 +112,7 @@ def linear_forward(y, x, W, b, act=None):
 ACTIVATIONS = ("relu", "tanh")
 
 
-def composed_prepare_dy(kern):
+def _composed_prepare_dy(kern):
     """prepare_dy made of the kernels of module kern (the CPU backends' version)."""
     def prepare_dy(g, db, idx, dy, y, act, k):
         """What a Linear backward needs from the whole of dy, in one call (one pass
@@ -225,7 +225,7 @@ def tanh_backward(dx, dy, y):
     np.multiply(dy, 1 - y * y, out=dx)
 
 
-prepare_dy = composed_prepare_dy(sys.modules[__name__])
+prepare_dy = _composed_prepare_dy(sys.modules[__name__])
 
 
 def mul(out, a, m):

@@ -32,6 +32,8 @@ class Linear(Module):
     deviation sqrt(6 / (n_in + n_out)), zero bias.
     """
 
+    act = y = None         # the forward's fused activation and its output (set by forward)
+
     # name -> (n_out, n_in) float64 weights from the run's generator
     INITS = {
         # the official C# code: normal, std sqrt(6 / (fan_in + fan_out)), which is
