@@ -17,7 +17,11 @@ call is counted by a wrapper). Sections:
 (d) where a small backward's time goes: the host cost of a launch through
     Numba, through our short path, and under both (cuda.core's launch alone);
     each backward at the target size timed with either path; the GPU time of
-    its kernels one by one (PyTorch's profiler, when torch is importable).
+    its kernels one by one (PyTorch's profiler, when torch is importable);
+(e) the whole training step at the paper's GPU sizes (784-h-h-10, h = 2048-8192,
+    B = 128 and 1024, k = 8, 64, 512), unified and dense, beside PyTorch's dense
+    and unified-meProp steps on the same GPU: forward / backward / update
+    (benchmarks/gpu_step.py).
 The results name the GPU, our GEMM's configuration and the launch path
 (SPARSEBP_CUDA_TILE, SPARSEBP_CUDA_LOADS, SPARSEBP_CUDA_MINBLOCKS, SPARSEBP_CUDA_LAUNCH).
 
@@ -25,7 +29,10 @@ Targets on a real GPU (stated here; CI has no GPU to measure them):
 - unified layer backward at hidden 4096, k = 64, batch 128: at least 5x faster
   than the dense cuBLAS backward (the paper: 21x at batch 1024, hidden 8192,
   k = 64, PyTorch on a GTX 1080);
-- per-row top-k of a 128 x 4096 dy: within 2x of torch.topk.
+- per-row top-k of a 128 x 4096 dy: within 2x of torch.topk;
+- the whole step (e) at h = 8192, B = 1024, k = 64: ours unified >= 2x faster than
+  PyTorch's dense step and faster than PyTorch's unified meProp step; at the MNIST
+  size (c) within 1.5x of PyTorch's dense step (issue 17).
 
 --smoke validates and times once at tiny sizes; it also runs under Numba's
 simulator (tests/test_cuda.py does that), where the times mean nothing.
@@ -40,6 +47,7 @@ from numba import cuda
 
 from sparsebp import kernels
 import sparsebp as sb
+from benchmarks import gpu_step
 from benchmarks.sections import train_step
 from sparsebp.kernels import cuda_gemm
 from sparsebp.kernels.cuda_launch import SIM, gpu_kernel
@@ -181,9 +189,8 @@ def _layer_fns(G, bufs, d_dy, d_x, d_W, k):
     Linear.backward calls them."""
     dx, dW, db, idx, u = bufs
 
-    def dense():
-        G.bias_grad(db, d_dy)
-        G.dense_backward(dx, dW, d_dy, d_x, d_W)
+    def dense():                         # as Linear.backward: db summed with dW
+        G.dense_backward(dx, dW, d_dy, d_x, d_W, db)
 
     def topk():
         G.bias_grad(db, d_dy)
@@ -442,7 +449,8 @@ def main(argv=None):
     size.add_argument("--quick", action="store_true", help="the target sizes only, fewer repetitions")
     size.add_argument("--smoke", action="store_true", help="tiny sizes, one repetition (runs in the simulator)")
     ap.add_argument("--out", default="benchmarks/results-gpu.json")
-    ap.add_argument("--only", choices=["topk", "layer_backward", "mlp_step", "launch"], action="append",
+    ap.add_argument("--only", choices=["topk", "layer_backward", "mlp_step", "launch", "whole_step"],
+                    action="append",
                     help="run only these sections (repeatable)")
     a = ap.parse_args(argv)
     try:
@@ -453,14 +461,15 @@ def main(argv=None):
     G = kernels.get("cuda")
     if a.smoke:
         reps, cfg = 1, dict(topk=([(3, 37)], [1, 5]), layer=([24], [5], [1, 4]),
-                            mlp=([12, 8, 8, 3], [3], 2))
+                            mlp=([12, 8, 8, 3], [3], 2), step=((16, 5), [6], [3], [2, 4]))
     elif a.quick:
         reps, cfg = 30, dict(topk=([(128, 4096)], [64]), layer=([4096], [128], [64]),
-                             mlp=([784, 500, 500, 10], [100], 20))
+                             mlp=([784, 500, 500, 10], [100], 20), step=((784, 10), [8192], [1024], [64]))
     else:
         reps, cfg = 100, dict(topk=([(32, 1024), (128, 4096), (512, 8192)], [16, 64, 256]),
                               layer=([1024, 4096, 8192], [32, 128, 512], [16, 64, 256]),
-                              mlp=([784, 500, 500, 10], [10, 100, 1000], 20))
+                              mlp=([784, 500, 500, 10], [10, 100, 1000], 20),
+                              step=((784, 10), [2048, 4096, 8192], [128, 1024], [8, 64, 512]))
     gemms = ["numba"] + (["cublas"] if cuda_gemm.cublas_available() else [])
     res = {"device": device_name(), "gemm_tile": cuda_gemm.BM, "gemm_loads": cuda_gemm.LOADS,
            "gemm_minblocks": cuda_gemm.MINBLOCKS, "launch_path": G.launch_name(), "compile_s": {}, "errors": {}}
@@ -482,6 +491,9 @@ def main(argv=None):
         ("launch", "## (d) where a small backward's time goes, microseconds",
          lambda: bench_launch(G, reps, (4096, 128, 64) if not a.smoke else (24, 5, 4)),
          ["what", "us"]),
+        ("whole_step", f"## (e) the whole step, MLP {cfg['step'][0][0]}-h-h-{cfg['step'][0][1]}, Adam, beside "
+         "PyTorch (benchmarks/gpu_step.py), microseconds",
+         lambda: gpu_step.with_ratios(gpu_step.bench_step(*cfg["step"], reps)), gpu_step.COLUMNS),
     ]
     failed = False
     for key, title, run, cols in sections:

@@ -84,7 +84,8 @@ def kernels_to_check():
          gemm, CG.NT),
         ("GEMM pair, dense (dx, dW)", CG._make_kernel(np.float32, 0, CG.TA), gemm, CG.NT),
         ("column sums + bias + select (unified)", S.topk_unified_kernel,
-         "void(int32[::1], float64[::1], int64[::1], int32[::1], float32[::1], float32[:, ::1], int64, int64, boolean)",
+         "void(int32[::1], float64[::1], int64[::1], int32[::1], float32[::1], float32[:, ::1], float32[:, ::1], "
+         "float32[:, ::1], int64, int64, int64, boolean)",
          S.THREADS),
         ("per-row select", S.topk_rows_kernel, f"void({i2}, {i2}, int64, int64, int64)", S.THREADS),
         ("top-k backward (dx, dW)", G._typed(G._make_topk_backward, np.float32),

@@ -1,4 +1,5 @@
-"""PyTorch peers of the MNIST MLP step (imported only when torch is importable).
+"""PyTorch peers of the MNIST MLP step (imported only when torch is importable); the
+CPU lab (benchmarks/sections.py) and the GPU whole step (benchmarks/gpu.py) use them.
 
 Two models: dense `nn.Linear` layers, and unified meProp the way the official PyTorch
 code does it: a custom autograd Function whose backward takes the column sums of
@@ -39,17 +40,20 @@ class UnifiedLinear(nn.Linear):
         return UnifiedLinearFn.apply(x, self.weight, self.bias, self.k)
 
 
-def mlp(mode, weights, k=20):
-    """784-500-500-10 in PyTorch; mode "dense" or "unified"; weights: [(W, b)] as NumPy."""
-    def lin(i, o, meprop):
-        return UnifiedLinear(i, o, k) if meprop and mode == "unified" else nn.Linear(i, o)
-    model = nn.Sequential(lin(784, 500, True), nn.ReLU(), lin(500, 500, True), nn.ReLU(),
-                          lin(500, 10, False))
-    with torch.no_grad():
-        for layer, (W, b) in zip([model[0], model[2], model[4]], weights):
+def mlp(mode, weights, k=20, device="cpu"):
+    """The MLP of the weights [(W: (n_out, n_in), b: (n_out,))] as NumPy (784-500-500-10
+    in the CPU lab) in PyTorch, ReLU between the layers; mode "dense" or "unified"
+    (meProp on every layer but the output one), on device."""
+    layers = []
+    for i, (W, b) in enumerate(weights):
+        n_out, n_in = W.shape
+        hidden = i < len(weights) - 1
+        layer = UnifiedLinear(n_in, n_out, k) if hidden and mode == "unified" else nn.Linear(n_in, n_out)
+        with torch.no_grad():
             layer.weight.copy_(torch.from_numpy(W))
             layer.bias.copy_(torch.from_numpy(b))
-    return model
+        layers += [layer, nn.ReLU()] if hidden else [layer]
+    return nn.Sequential(*layers).to(device)
 
 
 def step_fns(mode, weights, batches, k=20, lr=1e-3):

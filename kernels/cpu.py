@@ -13,13 +13,14 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `dense_backward` | `dense_backward` | BLAS; at B = 1 dW is an outer product (np.multiply: 5x faster than matmul there) |
 | `bias_grad` | `bias_grad` | one pass, row by row, no temporary |
 | `relu_forward`, `relu_backward` | the same | one fused pass, no boolean mask |
-| `softmax_xent_forward`, `softmax_xent_backward` | the same | one pass per row instead of NumPy's nine small operations |
+| `softmax_xent_forward`, `softmax_xent_backward`, `softmax_xent` | the same | one pass per row instead of NumPy's nine small operations |
 | `zero_unselected` | `zero_unselected` | a mark per row, then zero the unmarked rows in place |
 | `embedding_forward`, `embedding_backward` | the same | row copies; backward zeroes then adds only the batch's rows |
 | `lstm_forward`, `lstm_backward` | the same | the whole recurrence in one jitted call (kernels/cpu_lstm.py): a register-blocked recurrent product, a fitted float32 tanh that vectorizes, `_select` per step and `_combo` over the kept rows of W_hh |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one fused pass per selected row (kernels/cpu_optim.py) |
 | `sgd_step`, `adagrad_step`, `adam_step` | the same | every parameter's rows in one call: one dispatch per step, not one per parameter |
-| `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `empty`, `zeros`, `to_device`, `to_host` | the same | re-exported from reference.py: BLAS or one NumPy call already |
+| `prepare_dy` | `prepare_dy` | this file's kernels called in turn (`_composed_prepare_dy`) |
+| `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `gather_rows`, `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | re-exported from reference.py: BLAS or one NumPy call already |
 
 Written here: the top-k selections, the sparse backward products, the bias
 gradient, ReLU and the softmax cross-entropy (one pass each, where NumPy makes
@@ -43,6 +44,8 @@ leading underscore). Every kernel compiles with `cache=True` (the first import c
 compile, later processes load it from `__pycache__`) and also runs with
 `NUMBA_DISABLE_JIT=1` as plain Python, so pdb and coverage work on it.
 """
+import sys
+
 import numpy as np
 from numba import get_num_threads, njit, prange
 
@@ -50,7 +53,8 @@ from .cpu_optim import (  # noqa: F401
     PRANGE_ONLY, adagrad_rows, adagrad_step, adam_rows_split, adam_step_split, sgd_rows, sgd_step,
 )
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
-    empty, linear_forward, mul, tanh_backward, tanh_forward, to_device, to_host, zeros,
+    ACTIVATIONS, _composed_prepare_dy, copy_to, empty, gather_rows, linear_forward, mul, tanh_backward,
+    tanh_forward, to_device, to_host, zeros,
 )
 
 name = "cpu"
@@ -235,8 +239,13 @@ def _topk_unified(idx, dy, k, nt):
     _select(idx, s, k, np.empty(n, np.float64), np.empty(n, np.int32), np.empty(n, np.float64))
 
 
+def union_rows(idx, n_out, out=None):
+    """As reference.union_rows (out is the GPU's: a new array here)."""
+    return _union_rows(idx, n_out)
+
+
 @njit(cache=True)
-def union_rows(idx, n_out):
+def _union_rows(idx, n_out):
     """Returns (r,) int32 ascending: the union of idx (B, k) int32. O(B k + n_out)."""
     mark = np.zeros(n_out, np.uint8)
     count = 0
@@ -334,10 +343,18 @@ def softmax_xent_backward(dlogits, probs, labels):
             dlogits[b, c] /= B
 
 
+def softmax_xent(dlogits, loss, logits, labels):
+    """As reference.softmax_xent: the two kernels above, dlogits first holding the probabilities."""
+    loss[0] = softmax_xent_forward(dlogits, logits, labels)
+    softmax_xent_backward(dlogits, dlogits, labels)
+
+
 # ---------------------------------------------------------------- sparse backward
-def dense_backward(dx, dW, dy, x, W):
+def dense_backward(dx, dW, dy, x, W, db=None):
     """As reference.dense_backward. With B = 1, dW is an outer product: NumPy's
     matmul with an inner size of 1 does not call BLAS and is 5x slower."""
+    if db is not None:
+        bias_grad(db, dy)
     np.matmul(dy, W, out=dx)
     if dy.shape[0] == 1:
         np.multiply(dy.T, x, out=dW)
@@ -663,3 +680,5 @@ def embedding_backward(dW, dy, ids):
 # kernels/cpu_lstm.py builds on the helpers above (_select, _combo), so it is
 # imported last, once they exist.
 from .cpu_lstm import lstm_backward, lstm_forward  # noqa: E402,F401
+
+prepare_dy = _composed_prepare_dy(sys.modules[__name__])     # this file's kernels, one after another

@@ -1,7 +1,7 @@
 """numba.cuda GPU kernels: the same names and arguments as `kernels/reference.py`.
 
 Arrays are numba device arrays, so a whole training step stays on the device.
-The host sees only the loss (B numbers) and, for a per-example selection, the
+The host sees only the loss (one number, when it is read) and, for a per-example selection, the
 size of the union of rows (one number). Inputs may be host arrays (any layout):
 they are copied to the device first.
 
@@ -13,16 +13,18 @@ they are copied to the device first.
 | `union_rows` | `union_rows` | one block marks the rows and compacts them with a block scan |
 | `topk_backward` | `topk_backward` | one launch: dx blocks read k rows of W coalesced; a dW block per row finds its examples by binary search, writes the row once |
 | `unified_backward` | `unified_backward` | the tiled GEMM gathers dy's columns and W's rows as it loads tiles and scatters dW's rows as it stores: nothing copied (cuda_gemm.py) |
-| `linear_forward`, `dense_backward` | the same | the tiled GEMM, both backward products in one launch (or cuBLAS: `set_gemm`) |
+| `linear_forward`, `dense_backward` | the same | the tiled GEMM: the bias and a fused activation applied as C is stored; both backward products in one launch (or cuBLAS: `set_gemm`) |
+| `prepare_dy` | `prepare_dy` | the activation's derivative, the bias sums and the unified selection in one pass over dy, one launch |
 | `bias_grad` | `bias_grad` | coalesced column sums in float64 (cuda_select.py) |
 | `zero_unselected` | `zero_unselected` | one block per row, a binary search in the sorted rows |
 | `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
-| `softmax_xent_forward`, `softmax_xent_backward` | the same | one thread per example; the loss comes back as B numbers |
+| `softmax_xent`, `softmax_xent_forward`, `softmax_xent_backward` | the same | one block, a thread per example: the loss and its gradient in one launch, the mean summed in a fixed order |
+| `gather_rows` | `gather_rows` | one thread per element: the minibatch of a data set kept on the GPU, x and labels in one launch |
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
 | `sgd_step`, `adagrad_step`, `adam_step` | the same | one launch for every parameter: a block per selected row (or several narrow rows), one fused pass (cuda_optim.py) |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | the step kernels on one parameter |
 | `lstm_forward`, `lstm_backward` | the same | not written for CUDA: they raise NotImplementedError naming the kernel (run the LSTM on "cpu") |
-| `empty`, `zeros`, `to_device`, `to_host` | the same | numba device arrays: a step's data stays on the GPU |
+| `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | numba device arrays: a step's data stays on the GPU; each allocation and copy counted (`cuda_launch.py`) |
 
 Where things are
 - here: the arrays, the selections' host side, the sparse backward products,
@@ -67,13 +69,17 @@ if not hasattr(np, "row_stack"):
 from numba import cuda  # noqa: E402
 
 from . import cuda_launch, cuda_select as S  # noqa: F401
-from .cuda_launch import gpu_kernel, launch_name, launches, on_device, set_launch, to_device  # noqa: F401
-from .cuda_gemm import (BIAS, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
+from .cuda_launch import (copy_to, counts, device_array, gpu_kernel, launch_name, launches,  # noqa: F401
+                          on_device, set_launch, to_device, to_host)
+from .cuda_gemm import (ACT_RELU, ACT_TANH, BIAS, DB, GA, GB, SC, TA, TB, cublas_dense_backward,  # noqa: F401
                         _U, cublas_linear_forward, gemm, gemm_name, set_gemm)
 from .cuda_optim import (adagrad_rows, adagrad_step, adam_rows, adam_step, row_threads,  # noqa: F401
                          sgd_rows, sgd_step)
 
 name = "cuda"
+ACTIVATIONS = ("relu", "tanh")
+FUSES_ACTIVATIONS = True # Sequential hands a Linear the activation after it (Linear.forward)
+KEEPS_BUFFERS = True     # layers keep their outputs and gradients between steps (Module.buffer)
 THREADS = S.THREADS
 # A one-block union or a small layer's grid is small on purpose; Numba would warn each time.
 warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result in GPU under-utilization")
@@ -97,16 +103,11 @@ def _typed(make, dtype):
 
 # ---------------------------------------------------------------- arrays
 def empty(shape, dtype=np.float32):
-    return cuda.device_array(shape, dtype)
+    return device_array(shape, dtype)
 
 
 def zeros(shape, dtype=np.float32):
-    return cuda.to_device(np.zeros(shape, dtype))
-
-
-def to_host(a):
-    """Device array -> host ndarray (a copy); a host array is returned as is."""
-    return a.copy_to_host() if on_device(a) else np.asarray(a)
+    return to_device(np.zeros(shape, dtype))
 
 
 def synchronize():
@@ -129,8 +130,8 @@ def _scratch(name, shape, dtype, zero=False, view_of=None):
     key = (name, shape, np.dtype(dtype))
     if key not in _scratch_bufs:
         _scratch_bufs[key] = (view_of.view(dtype) if view_of is not None
-                              else cuda.to_device(np.zeros(shape, dtype)) if zero
-                              else cuda.device_array(shape, dtype))
+                              else to_device(np.zeros(shape, dtype)) if zero
+                              else device_array(shape, dtype))
     return _scratch_bufs[key]
 
 
@@ -155,30 +156,46 @@ def topk_rows(idx, dy, k):
 def topk_unified(idx, dy, k):
     """idx: (k,) int32 out, ascending; dy: (B, n). Column sums of |dy| (float64), then
     the radix select, in one launch: the block that finishes last selects."""
-    topk_unified_and_bias(idx, None, dy, k)
+    prepare_dy(None, None, idx, dy, None, None, k)
 
 
 def topk_unified_and_bias(idx, db, dy, k):
     """topk_unified, and db: (n,) out, the bias gradient (bias_grad) summed in the same
-    pass over dy (None: not wanted). CUDA's alone: it saves a launch and a read of dy."""
+    pass over dy (None: not wanted): prepare_dy without an activation."""
+    prepare_dy(None, db, idx, dy, None, None, k)
+
+
+def prepare_dy(g, db, idx, dy, y, act, k):
+    """See reference.prepare_dy: g = dy * act'(y), db = its column sums, idx = the
+    unified top-k of g (None: not wanted), all in ONE launch and one pass over dy:
+    the unified select's kernel when idx is wanted, else the bias sums' kernel.
+    g, dy, y: (B, n); db: (n,); idx: (k,) int32; act: None, "relu" or "tanh"."""
     dy = to_device(dy)
+    code = S.ACT_CODES[act]
+    if act is None:
+        g = y = dy                                     # neither read nor written
     n = dy.shape[1]
+    if idx is None:
+        S.bias_grad_kernel[_blocks(n, S.COLS), THREADS](db, g, dy, y, code)
+        return
     s = _scratch("unified_sums", (n,), np.float64)
     keys = _scratch("unified_keys", (n,), np.int64, view_of=s)
     counter = _scratch("unified_counter", (1,), np.int32, zero=True)
     want_db = db is not None
     db = db if want_db else _scratch("no_bias", (1,), dy.dtype)
-    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, dy, k, _mask(64), want_db)
+    S.topk_unified_kernel[_blocks(n, S.COLS), THREADS](idx, s, keys, counter, db, g, dy, y, code, k,
+                                                       _mask(64), want_db)
 
 
-def union_rows(idx, n_out):
-    """(r,) int32 device array, ascending: the rows any example selected. One block
-    marks and compacts; the count comes to the host (a sync) to size the result."""
-    rows = cuda.device_array(n_out, np.int32)          # new: the caller keeps it
+def union_rows(idx, n_out, out=None):
+    """(r,) int32 device array, ascending: the rows any example selected, a view of
+    out: (n_out,) int32 (None: a new array). One block marks and compacts; the count
+    comes to the host (the host waits for the GPU) to size the result."""
+    rows = device_array(n_out, np.int32) if out is None else out
     count = _scratch("union_count", (1,), np.int32)
     mark = _scratch("union_mark", (n_out,), np.int32)
     S.union_kernel[1, THREADS](rows, count, mark, to_device(idx))
-    return rows[:int(count.copy_to_host()[0])]
+    return rows[:int(to_host(count)[0])]
 
 
 @cuda.jit(device=True)
@@ -209,26 +226,35 @@ def zero_unselected(G, rows):
 
 
 # ---------------------------------------------------------------- linear layer
-def linear_forward(y, x, W, b):
-    """y: (B, n_out) = x: (B, n_in) W^T + b: one GEMM launch, the bias added as C is stored."""
+def linear_forward(y, x, W, b, act=None):
+    """y: (B, n_out) = act(x: (B, n_in) W^T + b): one GEMM launch, the bias added and the
+    activation (None, "relu", "tanh") applied as C is stored. (cuBLAS: then a launch for act.)"""
     x = to_device(x)
     if gemm_name() == "cublas":
-        return cublas_linear_forward(y, x, W, b)
-    gemm((y, x, W, x.shape[0], W.shape[0], W.shape[1], TB | BIAS), bias=b)
+        cublas_linear_forward(y, x, W, b)
+        if act is not None:
+            _ew(y, y, y, {"relu": RELU, "tanh": TANH}[act])
+        return
+    flags = TB | BIAS | {None: 0, "relu": ACT_RELU, "tanh": ACT_TANH}[act]
+    gemm((y, x, W, x.shape[0], W.shape[0], W.shape[1], flags), bias=b)
 
 
-def dense_backward(dx, dW, dy, x, W):
-    """dx: (B, n_in) = dy W; dW: (n_out, n_in) = dy^T x. Both products in one launch."""
+def dense_backward(dx, dW, dy, x, W, db=None):
+    """dx: (B, n_in) = dy W; dW: (n_out, n_in) = dy^T x; db: (n_out,) = column sums of
+    dy (None: not wanted). Both products, and db, in one launch: the blocks of dW's
+    first column of tiles also sum the tiles of dy^T they load (cuda_gemm's DB)."""
     if gemm_name() == "cublas":
+        if db is not None:
+            bias_grad(db, dy)
         return cublas_dense_backward(dx, dW, dy, x, W)
     B, n_out = dy.shape
     gemm((dx, dy, W, B, W.shape[1], n_out, 0),
-         (dW, dy, x, n_out, W.shape[1], B, TA))
+         (dW, dy, x, n_out, W.shape[1], B, TA | (0 if db is None else DB)), bias=db)
 
 
 def bias_grad(db, dy):
     """db: (n_out,) = column sums of the full dy: (B, n_out), coalesced, in float64."""
-    S.bias_grad_kernel[_blocks(dy.shape[1], S.COLS), THREADS](db, dy)
+    prepare_dy(None, db, None, dy, None, None, 0)
 
 
 def _make_topk_backward(f):
@@ -372,31 +398,59 @@ def mul(out, a, m):
     _ew(out, a, m, MUL)
 
 
-@gpu_kernel
-def _softmax_xent(probs, nll, logits, labels):
-    """One thread per row. probs: (B, C) out; nll: (B,) float64 out; labels: (B,) int."""
-    b = cuda.grid(1)
-    if b < logits.shape[0]:
-        C = logits.shape[1]
-        m = logits[b, 0]
-        for c in range(1, C):
-            m = max(m, logits[b, c])
-        s = 0.0
-        for c in range(C):
-            s += math.exp(logits[b, c] - m)
-        for c in range(C):
-            probs[b, c] = math.exp(logits[b, c] - m) / s
-        nll[b] = math.log(s) - (logits[b, labels[b]] - m)
+def _make_softmax_xent(f):
+    zero, one = f(0), f(1)
+
+    @gpu_kernel
+    def kernel(out, loss, logits, labels, grad):
+        """One block; thread t takes rows t, t + THREADS, ... of logits: (B, C).
+        out: (B, C) = softmax, or with grad (softmax - onehot) / B; loss: (1,)
+        float64 = the mean -log p[label], the threads' sums added in a fixed order
+        (the same on every run)."""
+        part = cuda.shared.array(THREADS, np.float64)
+        tid = cuda.threadIdx.x
+        B, C = logits.shape
+        acc = 0.0
+        for b in range(tid, B, THREADS):
+            m = logits[b, 0]
+            for c in range(1, C):
+                m = max(m, logits[b, c])
+            s = zero
+            for c in range(C):
+                s += math.exp(logits[b, c] - m)
+            for c in range(C):
+                p = math.exp(logits[b, c] - m) / s
+                out[b, c] = (p - (one if labels[b] == c else zero)) / f(B) if grad else p
+            acc += math.log(s) - (logits[b, labels[b]] - m)
+        part[tid] = acc
+        cuda.syncthreads()
+        if tid == 0:
+            total = 0.0
+            for t in range(THREADS):
+                total += part[t]
+            loss[0] = total / B
+    return kernel
+
+
+def _xent(out, loss, logits, labels, grad):
+    _typed(_make_softmax_xent, logits.dtype)[1, THREADS](out, loss, to_device(logits), to_device(labels), grad)
 
 
 def softmax_xent_forward(probs, logits, labels):
     """Softmax and the mean cross-entropy; returns the loss as a Python float.
 
-    probs: (B, C) out; logits: (B, C); labels: (B,) int. Copies B numbers to the host.
+    probs: (B, C) out; logits: (B, C); labels: (B,) int. One launch (the kernel of
+    softmax_xent); the loss comes to the host (the host waits for the GPU).
     """
-    nll = _scratch("nll", (logits.shape[0],), np.float64)
-    _softmax_xent[_blocks(logits.shape[0]), THREADS](probs, nll, to_device(logits), to_device(labels))
-    return float(nll.copy_to_host().mean())
+    loss = _scratch("loss", (1,), np.float64)
+    _xent(probs, loss, logits, labels, False)
+    return float(to_host(loss)[0])
+
+
+def softmax_xent(dlogits, loss, logits, labels):
+    """dlogits: (B, C) out = (softmax - onehot) / B; loss: (1,) float64 out, the mean
+    loss, left on the device. One launch: the loss and its gradient together."""
+    _xent(dlogits, loss, logits, labels, True)
 
 
 def _make_xent_backward(f):
@@ -416,6 +470,24 @@ def softmax_xent_backward(dlogits, probs, labels):
     """dlogits: (B, C) out = (probs - onehot(labels)) / B."""
     kernel = _typed(_make_xent_backward, dlogits.dtype)
     kernel[_blocks(dlogits.size), THREADS](dlogits, probs, to_device(labels))
+
+
+@gpu_kernel
+def _gather_rows(x, y, X, Y, ids):
+    """One thread per element of x: (B, d) = X[ids]; the threads of column 0 also y = Y[ids]."""
+    e = cuda.grid(1)
+    if e < x.size:
+        i, c = e // x.shape[1], e % x.shape[1]
+        r = ids[i]
+        x[i, c] = X[r, c]
+        if c == 0:
+            y[i] = Y[r]
+
+
+def gather_rows(x, y, X, Y, ids):
+    """x: (B, d) out = X[ids]; y: (B,) out = Y[ids]; X: (N, d), Y: (N,), ids: (B,) int,
+    all on the device: a minibatch of a resident data set in one launch, no copy."""
+    _gather_rows[_blocks(x.size), THREADS](x, y, X, Y, to_device(ids))
 
 
 # ---------------------------------------------------------------- embedding

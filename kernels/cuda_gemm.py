@@ -5,9 +5,11 @@ is read (A is (M, K), B is (K, N) as the product sees them):
 
     C[c(m), n] = sum_p A(m, p) B(p, n)  (+ bias[n])
 
-    forward            y = x W^T + b            A = x,  B = W read transposed (TB), BIAS
+    forward            y = act(x W^T + b)       A = x,  B = W read transposed (TB), BIAS,
+                                                ACT_RELU or ACT_TANH (a fused activation)
     dense backward     dx = dy W                A = dy, B = W
-                       dW = dy^T x              A = dy read transposed (TA), B = x
+                       dW = dy^T x              A = dy read transposed (TA), B = x;
+                       db = dy^T 1              DB: the blocks with n0 = 0 sum their A tiles
     unified backward   dx = dy[:, idx] W[idx]   A's columns gathered (GA), B's rows (GB)
                        dW[idx] = dy[:, idx]^T x TA | GA, C's rows scattered (SC)
 
@@ -55,7 +57,7 @@ import os
 import numpy as np
 from numba import cuda
 
-from .cuda_launch import SIM, gpu_kernel
+from .cuda_launch import SIM, gpu_kernel, to_device
 
 TILE = int(os.environ.get("SPARSEBP_CUDA_TILE", "64"))   # a block's tile of C: TILE x TILE
 if TILE not in (32, 64):
@@ -73,6 +75,8 @@ BMP = BM + 1                     # a padded tile row: transposing stores without
 NT = TD * TD                     # (the shared dimension per tile, BK, is _bk below)
 
 TA, TB, GA, GB, SC, BIAS = 1, 2, 4, 8, 16, 32   # how to read A, B, C (see above)
+ACT_RELU, ACT_TANH = 64, 128     # C = relu(...) or tanh(...) as it is stored (a fused activation)
+DB = 256                         # also bias[m] = sum_p A(m, p), out: dW's product sums db as it goes
 _U = np.uint64                   # the kernel's index type: no negative-index code (see above)
 
 _state = {"gemm": "numba"}
@@ -110,6 +114,7 @@ def _make_tile(f, flags):
     only the loads and stores that product needs (and can batch them)."""
     bk = _bk(f)
     loads = BM * bk // NT                       # elements of each operand tile one thread loads
+    per = max(1, BM // NT)                      # rows of C whose db one thread sums (DB)
 
     # Unsigned copies of the sizes: uint64 mixed with int64 would make float64 in Numba.
     bm, bmp, td, nt, ubk = _U(BM), _U(BMP), _U(TD), _U(NT), _U(bk)
@@ -119,6 +124,7 @@ def _make_tile(f, flags):
         """sA[p * BMP + m] = A(m0 + m, p0 + p), sB[p * BMP + n] = B(p0 + p, n0 + n):
         (BK * BMP,) shared, row p of a tile at p * BMP."""
         acc = cuda.local.array((TM, TM), f)
+        dacc = cuda.local.array(per, np.float64)
         ra = cuda.local.array(TM, f)
         rb = cuda.local.array(TM, f)
         va = cuda.local.array(loads, f)
@@ -132,6 +138,8 @@ def _make_tile(f, flags):
         for i in range(TM):
             for j in range(TM):
                 acc[i, j] = f(0)
+        for q in range(per):
+            dacc[q] = 0.0
         p0 = _U(0)
         while p0 < K:
             # All of this thread's loads first, into registers, then the stores to shared
@@ -175,6 +183,12 @@ def _make_tile(f, flags):
                 else:
                     sB[(e // bm) * bmp + e % bm] = vb[step]
             cuda.syncthreads()
+            if flags & DB and n0 == _U(0):            # db[m] += the tile's row m of A (zeros past K)
+                for q in range(per):
+                    mm = tid + _U(q) * nt
+                    if mm < bm:
+                        for p in range(bk):
+                            dacc[q] += sA[_U(p) * bmp + mm]
             oa, ob = ty, tx                            # sA[p * BMP + ty + TD * i], as p runs
             for p in range(bk):
                 for i in range(TM):
@@ -188,6 +202,11 @@ def _make_tile(f, flags):
                         acc[i, j] += ra[i] * rb[j]
             cuda.syncthreads()
             p0 += ubk
+        if flags & DB and n0 == _U(0):
+            for q in range(per):
+                m = m0 + tid + _U(q) * nt
+                if tid + _U(q) * nt < bm and m < M:
+                    bias[m] = dacc[q]
         for i in range(TM):
             m = m0 + ty + _U(TD * i)
             if m < M:
@@ -198,6 +217,10 @@ def _make_tile(f, flags):
                         v = acc[i, j]
                         if flags & BIAS:
                             v += bias[n]
+                        if flags & ACT_RELU:
+                            v = v if v > f(0) else f(0)
+                        if flags & ACT_TANH:
+                            v = math.tanh(v)
                         C[r, n] = v
     return tile
 
@@ -247,7 +270,7 @@ def _dummy(dtype):
     """A one-element device array standing for an unused idx or bias argument."""
     dtype = np.dtype(dtype)
     if dtype not in _dummies:
-        _dummies[dtype] = cuda.to_device(np.zeros(1, dtype))
+        _dummies[dtype] = to_device(np.zeros(1, dtype))
     return _dummies[dtype]
 
 
@@ -255,7 +278,8 @@ def gemm(*products, idx=None, bias=None, longest_first=True):
     """Run one or two products in one launch; each is (C, A, B, M, N, K, flags).
 
     C, A, B: 2-D device arrays of one float dtype; idx: (k,) int32 device array
-    for the GA/GB/SC flags; bias: (N,) for BIAS (at most one product has it).
+    for the GA/GB/SC flags; bias: (N,) for BIAS, or (M,) out for DB (at most one
+    product has either).
     One compiled kernel per (dtype, flags of product 0, flags of product 1).
 
     longest_first: the product with the longer shared dimension K gets blockIdx.z

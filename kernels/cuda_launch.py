@@ -35,8 +35,11 @@ import numpy as np
 from numba import cuda
 
 SIM = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
-_state = {"fast": os.environ.get("SPARSEBP_CUDA_LAUNCH", "fast") != "numba" and not SIM,
-          "launches": 0}
+_state = {"fast": os.environ.get("SPARSEBP_CUDA_LAUNCH", "fast") != "numba" and not SIM}
+# What the cuda backend has done so far in this process; every launch, device
+# allocation and copy of kernels/cuda*.py goes through this file, so a test can
+# pin them per training step (the simulator counts exactly what a GPU would).
+COUNTS = {"launches": 0, "allocations": 0, "to_device": 0, "to_host": 0}
 
 
 def set_launch(which):
@@ -53,7 +56,12 @@ def launch_name():
 
 def launches():
     """Kernels launched so far by this process through `@gpu_kernel` (benchmarks count with it)."""
-    return _state["launches"]
+    return COUNTS["launches"]
+
+
+def counts():
+    """A copy of COUNTS: launches, device allocations, copies to the device and to the host."""
+    return dict(COUNTS)
 
 
 def on_device(a):
@@ -61,9 +69,36 @@ def on_device(a):
     return hasattr(a, "copy_to_host")
 
 
+def device_array(shape, dtype):
+    """A new, uninitialised device array (counted: a cudaMalloc, or a wait on numba's frees)."""
+    COUNTS["allocations"] += 1
+    return cuda.device_array(shape, dtype)
+
+
 def to_device(a):
-    """Host array -> contiguous device array; a device array is returned as is."""
-    return a if on_device(a) else cuda.to_device(np.ascontiguousarray(a))
+    """Host array -> a new contiguous device array (counted: an allocation and a copy);
+    a device array is returned as is."""
+    if on_device(a):
+        return a
+    COUNTS["allocations"] += 1
+    COUNTS["to_device"] += 1
+    return cuda.to_device(np.ascontiguousarray(a))
+
+
+def copy_to(dst, a):
+    """Copy host array a into the device array dst of its shape (counted; no allocation).
+    A copy from pageable host memory waits for the kernels queued before it."""
+    COUNTS["to_device"] += 1
+    dst.copy_to_device(np.ascontiguousarray(a, dtype=dst.dtype))
+
+
+def to_host(a):
+    """Device array -> host ndarray, a copy (counted: the host waits for the GPU);
+    a host array is returned as is."""
+    if not on_device(a):
+        return np.asarray(a)
+    COUNTS["to_host"] += 1
+    return a.copy_to_host()
 
 
 def gpu_kernel(fn=None, **options):
@@ -129,7 +164,7 @@ class _Configured:
         return self.k.dispatcher[self.grid, self.block](*args)
 
     def __call__(self, *args):
-        _state["launches"] += 1
+        COUNTS["launches"] += 1
         if not _state["fast"]:
             return self.numba_launch(*args)
         if self.last is not None and _same(args, self.last[0]):

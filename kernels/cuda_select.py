@@ -6,8 +6,8 @@ cooperation.
 | kernel | serves (reference.py) | the idea that makes it fast |
 | --- | --- | --- |
 | `topk_rows_kernel` | `topk_rows` | one block per row, `select_row`: the radix select below |
-| `topk_unified_kernel` | `topk_unified` (and `bias_grad`) | column sums by many blocks; the last block to finish (a counter) selects over the sums |
-| `bias_grad_kernel` | `bias_grad` | `col_sums`: COLS columns per block, the batch split over lanes, reduced in shared memory |
+| `topk_unified_kernel` | `topk_unified` (and `bias_grad`, `prepare_dy`) | column sums by many blocks; the last block to finish (a counter) selects over the sums |
+| `bias_grad_kernel` | `bias_grad`, `prepare_dy` | `col_sums`: COLS columns per block, the batch split over lanes, reduced in shared memory |
 | `union_kernel` | `union_rows` | one block: mark, then compact the marks with `block_scan` | Everything goes through shared memory and `syncthreads` (no warp
 shuffles or ballots), so Numba's CUDA simulator runs exactly this code.
 
@@ -44,6 +44,8 @@ THREADS = 1 << RADIX_BITS        # threads per block; one histogram bin per thre
 COLS = 4 if SIM else 16          # column sums: COLS columns x (THREADS // COLS) batch lanes
 LANES = THREADS // COLS
 STAGE = 64 if SIM else 4096      # unified select: keys staged in shared memory up to this n (32 KB)
+NO_ACT, RELU, TANH = 0, 1, 2     # the activation whose derivative col_sums applies (ACT_CODES)
+ACT_CODES = {None: NO_ACT, "relu": RELU, "tanh": TANH}
 
 
 @cuda.jit(device=True)
@@ -154,15 +156,32 @@ def topk_rows_kernel(idx, keys, k, mask, key_bits):
 
 
 @cuda.jit(device=True)
-def col_sums(s_abs, s, dy, want_abs, want, red):
-    """This block's COLS columns j of dy: (B, n): s_abs[j] = sum_b |dy[b, j]| (if
-    want_abs) and s[j] = sum_b dy[b, j] (if want), both added in float64.
+def _through(g, dy, y, act, b, j):
+    """dy[b, j] through the activation's derivative (act: NO_ACT, RELU or TANH, y the
+    activation's output), stored in g[b, j] when there is one; in dy's type."""
+    v = dy[b, j]
+    if act == RELU:
+        if not y[b, j] > 0:
+            v -= v                                # a zero of v's type
+        g[b, j] = v
+    elif act == TANH:
+        t = y[b, j]
+        v -= v * t * t                            # dy (1 - y^2), in dy's type
+        g[b, j] = v
+    return v
+
+
+@cuda.jit(device=True)
+def col_sums(s_abs, s, g, dy, y, act, want_abs, want, red):
+    """This block's COLS columns j of g = dy * act'(y): (B, n): s_abs[j] = sum_b |g[b, j]|
+    (if want_abs) and s[j] = sum_b g[b, j] (if want), both added in float64; g is
+    written as it is read (act NO_ACT: g is dy, nothing written, y unused).
 
     Thread (c, l) sums rows l, l + LANES, ... of column c (COLS threads read one
     row's COLS neighbours: coalesced); the LANES partial sums are then added in
     a fixed order, so the result is the same on every run. red: (2, LANES, COLS)
     float64 shared. Both sums cost one read of dy: the bias gradient comes free
-    with the unified selection's sums.
+    with the unified selection's sums, and so does the activation's backward.
     """
     tid = cuda.threadIdx.x
     c, lane = tid % COLS, tid // COLS
@@ -173,7 +192,8 @@ def col_sums(s_abs, s, dy, want_abs, want, red):
         B = dy.shape[0]
         b = lane
         while b + 3 * LANES < B:                  # four loads in flight, then the adds in order
-            v0, v1, v2, v3 = dy[b, j], dy[b + LANES, j], dy[b + 2 * LANES, j], dy[b + 3 * LANES, j]
+            v0, v1 = _through(g, dy, y, act, b, j), _through(g, dy, y, act, b + LANES, j)
+            v2, v3 = _through(g, dy, y, act, b + 2 * LANES, j), _through(g, dy, y, act, b + 3 * LANES, j)
             acc_abs += abs(v0)
             acc_abs += abs(v1)
             acc_abs += abs(v2)
@@ -184,7 +204,7 @@ def col_sums(s_abs, s, dy, want_abs, want, red):
             acc += v3
             b += 4 * LANES
         while b < B:
-            v = dy[b, j]
+            v = _through(g, dy, y, act, b, j)
             acc_abs += abs(v)
             acc += v
             b += LANES
@@ -204,19 +224,20 @@ def col_sums(s_abs, s, dy, want_abs, want, red):
 
 
 @gpu_kernel
-def bias_grad_kernel(db, dy):
-    """db: (n,) out = column sums of dy: (B, n)."""
+def bias_grad_kernel(db, g, dy, y, act):
+    """db: (n,) out = column sums of g = dy * act'(y): (B, n), g written (col_sums)."""
     red = cuda.shared.array((2, LANES, COLS), np.float64)
-    col_sums(db, db, dy, False, True, red)
+    col_sums(db, db, g, dy, y, act, False, True, red)
 
 
 @gpu_kernel
-def topk_unified_kernel(idx, s, s_keys, counter, db, dy, k, mask, want_db):
-    """Column sums of |dy| (and of dy: the bias gradient) and the select, in one launch.
+def topk_unified_kernel(idx, s, s_keys, counter, db, g, dy, y, act, k, mask, want_db):
+    """Column sums of |g| (and of g: the bias gradient) and the select, in one launch,
+    g = dy * act'(y) written as it is read (col_sums).
 
     idx: (k,) int32 out; s: (n,) float64 scratch and s_keys the same memory as
     int64; counter: (1,) int32, zero on entry and on exit; db: (n,) out when
-    want_db (else any 1-entry array); dy: (B, n).
+    want_db (else any 1-entry array); g, dy, y: (B, n) (act NO_ACT: g and y unused).
     Every block writes its columns' sums; the last block to finish (a fence and
     an atomic ticket tell it) selects from all of them, then resets the counter.
     It first copies the n keys to shared memory when they fit (n <= STAGE): the
@@ -232,7 +253,7 @@ def topk_unified_kernel(idx, s, s_keys, counter, db, dy, k, mask, want_db):
     last = cuda.shared.array(1, np.int32)
     staged = cuda.shared.array(STAGE, np.int64)
     reg = cuda.local.array(8, np.int64)
-    col_sums(s, db, dy, True, want_db, red)
+    col_sums(s, db, g, dy, y, act, True, want_db, red)
     cuda.threadfence()                            # my sums are visible to every block
     cuda.syncthreads()
     tid = cuda.threadIdx.x

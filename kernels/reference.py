@@ -15,6 +15,8 @@ Conventions (the same in every backend)
 - Tie rule of every top-k: larger |value| first; among equal |value|, the lower
   index wins. The selected set is therefore unique, and so are the results.
 """
+import sys
+
 import numpy as np
 
 name = "numpy"
@@ -37,6 +39,12 @@ def to_device(a):
 def to_host(a):
     """This backend's array -> host ndarray (a no-op on the CPU backends)."""
     return np.asarray(a)
+
+
+def copy_to(dst, a):
+    """Copy host array a into this backend's array dst of the same shape (a buffer
+    kept between steps: on the GPU, a copy without an allocation)."""
+    dst[...] = a
 
 
 # ---------------------------------------------------------------- selection
@@ -66,11 +74,13 @@ def topk_unified(idx, dy, k):
     _topk_one(idx, np.abs(dy).sum(axis=0), k)
 
 
-def union_rows(idx, n_out):
+def union_rows(idx, n_out, out=None):
     """The rows a per-example selection updates; returns (r,) int32, ascending.
 
     idx: (B, k) int32, every entry in [0, n_out). The union over the minibatch:
     dW sums over examples, so a row is updated when any example selected it.
+    out: an (n_out,) int32 buffer the GPU writes the rows into and returns a view
+    of (no allocation per step); the CPU backends return a new array.
     """
     return np.unique(idx).astype(np.int32)
 
@@ -87,17 +97,51 @@ def zero_unselected(G, rows):
 
 
 # ---------------------------------------------------------------- linear layer
-def linear_forward(y, x, W, b):
-    """y = x W^T + b.   y: (B, n_out); x: (B, n_in); W: (n_out, n_in); b: (n_out,)."""
+def linear_forward(y, x, W, b, act=None):
+    """y = act(x W^T + b).   y: (B, n_out); x: (B, n_in); W: (n_out, n_in); b: (n_out,).
+
+    act: None, "relu" or "tanh" (ACTIVATIONS): the activation that follows the
+    layer, fused into it (the GPU applies it as the product is stored).
+    """
     np.matmul(x, W.T, out=y)
     y += b
+    if act is not None:
+        getattr(sys.modules[__name__], f"{act}_forward")(y, y)
 
 
-def dense_backward(dx, dW, dy, x, W):
-    """The dense backward of y = x W^T.
+ACTIVATIONS = ("relu", "tanh")
 
-    dx: (B, n_in) out = dy W; dW: (n_out, n_in) out = dy^T x; dy: (B, n_out).
+
+def _composed_prepare_dy(kern):
+    """prepare_dy made of the kernels of module kern (the CPU backends' version)."""
+    def prepare_dy(g, db, idx, dy, y, act, k):
+        """What a Linear backward needs from the whole of dy, in one call (one pass
+        over dy on the GPU). dy, y: (B, n), y the output of the fused activation act
+        (None: no activation, y and g unused); k: units for idx.
+
+        g: (B, n) out = dy * act'(y) (relu: 1 where y > 0; tanh: 1 - y^2), the
+           gradient of the product; with act None g is not written (dy is it).
+        db: (n,) out = column sums of g (bias_grad); None: not wanted.
+        idx: (k,) int32 out = topk_unified(g, k); None: not wanted.
+        """
+        if act is not None:
+            getattr(kern, f"{act}_backward")(g, dy, y)
+            dy = g
+        if db is not None:
+            kern.bias_grad(db, dy)
+        if idx is not None:
+            kern.topk_unified(idx, dy, k)
+    return prepare_dy
+
+
+def dense_backward(dx, dW, dy, x, W, db=None):
+    """The dense backward of y = x W^T (+ b).
+
+    dx: (B, n_in) out = dy W; dW: (n_out, n_in) out = dy^T x; dy: (B, n_out);
+    db: (n_out,) out = bias_grad(db, dy), or None (the GPU sums it with dW).
     """
+    if db is not None:
+        bias_grad(db, dy)
     np.matmul(dy, W, out=dx)
     np.matmul(dy.T, x, out=dW)
 
@@ -155,6 +199,13 @@ def embedding_backward(dW, dy, ids):
     np.add.at(dW, ids, dy)
 
 
+def gather_rows(x, y, X, Y, ids):
+    """A minibatch from a data set in the backend's memory: x = X[ids], y = Y[ids].
+    x: (B, d) out; y: (B,) out; X: (N, d); Y: (N,); ids: (B,) int."""
+    np.take(X, ids, axis=0, out=x)
+    np.take(Y, ids, out=y)
+
+
 # ---------------------------------------------------------------- element-wise
 def relu_forward(y, x):
     np.maximum(x, 0, out=y)
@@ -172,6 +223,9 @@ def tanh_forward(y, x):
 def tanh_backward(dx, dy, y):
     """dx = dy (1 - y^2), y the tanh output.  All (B, n)."""
     np.multiply(dy, 1 - y * y, out=dx)
+
+
+prepare_dy = _composed_prepare_dy(sys.modules[__name__])
 
 
 def mul(out, a, m):
@@ -198,6 +252,17 @@ def softmax_xent_backward(dlogits, probs, labels):
     dlogits[:] = probs
     dlogits[np.arange(B), labels] -= 1
     dlogits /= B
+
+
+def softmax_xent(dlogits, loss, logits, labels):
+    """The loss and its gradient in one call (what a training step needs).
+
+    dlogits: (B, C) out = (softmax(logits) - onehot(labels)) / B; loss: (1,)
+    float64 out = the mean cross-entropy, left in the backend's memory (a GPU
+    step reads it back only when it is printed); logits: (B, C); labels: (B,) int.
+    """
+    loss[0] = softmax_xent_forward(dlogits, logits, labels)
+    softmax_xent_backward(dlogits, dlogits, labels)
 
 
 # ---------------------------------------------------------------- optimizers

@@ -8,6 +8,7 @@ from ._kernels_path import _attach_kernels  # noqa: E402
 
 _attach_kernels()   # sparsebp.kernels: the repository's top-level kernels/ folder
 from .backend import backend_name, rng, seed, set_backend, using
+from .gpu import counting as gpu_counters
 from .layers import MODES, Dropout, Embedding, Linear, ReLU, SoftmaxCrossEntropy, Tanh
 from .lstm import LSTM, BiLSTM
 from .module import Module, Parameter, Sequential
@@ -19,6 +20,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adam", "AdaGrad", "BiLSTM", "Dropout", "Embedding", "LSTM", "Linear", "LoadError", "MODES", "Module", "Optimizer",
-    "Parameter", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backend_name", "load",
+    "Parameter", "ReLU", "SGD", "Sequential", "SoftmaxCrossEntropy", "Tanh", "backend_name", "gpu_counters", "load",
     "rng", "save", "seed", "set_backend", "set_threads", "threads", "using", "warm_up",
 ]

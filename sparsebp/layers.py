@@ -32,6 +32,8 @@ class Linear(Module):
     deviation sqrt(6 / (n_in + n_out)), zero bias.
     """
 
+    act = y = None         # the forward's fused activation and its output (set by forward)
+
     # name -> (n_out, n_in) float64 weights from the run's generator
     INITS = {
         # the official C# code: normal, std sqrt(6 / (fan_in + fan_out)), which is
@@ -82,15 +84,21 @@ class Linear(Module):
     def parameters(self):
         return [self.weight, self.bias]
 
-    def forward(self, x):
+    def forward(self, x, act=None):
         """x: (B, n_in) -> y: (B, n_out), both of the weight's dtype (a host x of
-        another dtype is cast to it; a list is refused with a message)."""
+        another dtype is cast to it; a list is refused with a message).
+
+        act: "relu" or "tanh": y = act(x W^T + b), the activation that follows this
+        layer computed with it (Sequential asks for it on a backend that fuses:
+        one launch on the GPU); backward then takes the gradient of that y."""
         check_input(self, x, (None, self.n_in))
-        if isinstance(x, np.ndarray):  # host input: the weight's dtype, backend memory
-            x = K().to_device(x.astype(self.weight.data.dtype, copy=False))
+        if isinstance(x, np.ndarray):  # host input: the weight's dtype, one copy into backend memory
+            host, x = x, self.buffer("x", x.shape, self.weight.data.dtype)
+            K().copy_to(x, host)
         self.x = x
-        y = K().empty((x.shape[0], self.n_out), x.dtype)
-        K().linear_forward(y, x, self.weight.data, self.bias.data)
+        y = self.buffer("y", (x.shape[0], self.n_out), x.dtype)
+        K().linear_forward(y, x, self.weight.data, self.bias.data, act)
+        self.act, self.y = act, y
         return y
 
     def backward(self, dy):
@@ -101,9 +109,10 @@ class Linear(Module):
         """
         x = self.saved("x")
         check_dy(self, dy, (x.shape[0], self.n_out), x.dtype)
-        dx = K().empty(x.shape, x.dtype)
+        dx = self.buffer("dx", x.shape, x.dtype)
         self.selected, self.weight.rows = meprop_backward(
-            dx, self.weight.grad, self.bias.grad, dy, x, self.weight.data, self.k, self.mode)
+            dx, self.weight.grad, self.bias.grad, dy, x, self.weight.data, self.k, self.mode,
+            buffer=self.buffer, act=self.act, y=self.y)
         self.bias.rows = None                  # a dense gradient (after zero_grad's empty rows too)
         return dx
 
@@ -153,16 +162,18 @@ class Embedding(Module):
 class ReLU(Module):
     """y = max(x, 0); dx = dy where y > 0."""
 
+    activation = "relu"          # the name a Linear before it computes it with (Sequential)
+
     def forward(self, x):
         check_input(self, x, (None,) * len(getattr(x, "shape", ())))
-        self.y = K().empty(x.shape, x.dtype)
+        self.y = self.buffer("y", x.shape, x.dtype)
         K().relu_forward(self.y, x)
         return self.y
 
     def backward(self, dy):
         y = self.saved("y")
         check_dy(self, dy, y.shape, y.dtype)
-        dx = K().empty(dy.shape, dy.dtype)
+        dx = self.buffer("dx", dy.shape, dy.dtype)
         K().relu_backward(dx, dy, y)
         return dx
 
@@ -173,16 +184,18 @@ class ReLU(Module):
 class Tanh(Module):
     """y = tanh(x); dx = dy (1 - y^2)."""
 
+    activation = "tanh"
+
     def forward(self, x):
         check_input(self, x, (None,) * len(getattr(x, "shape", ())))
-        self.y = K().empty(x.shape, x.dtype)
+        self.y = self.buffer("y", x.shape, x.dtype)
         K().tanh_forward(self.y, x)
         return self.y
 
     def backward(self, dy):
         y = self.saved("y")
         check_dy(self, dy, y.shape, y.dtype)
-        dx = K().empty(dy.shape, dy.dtype)
+        dx = self.buffer("dx", dy.shape, dy.dtype)
         K().tanh_backward(dx, dy, y)
         return dx
 
@@ -208,8 +221,9 @@ class Dropout(Module):
             self.mask = None
             return x
         m = (random_rows(x.shape) >= self.p).astype(x.dtype) / x.dtype.type(1.0 - self.p)
-        self.mask = K().to_device(m)
-        y = K().empty(x.shape, x.dtype)
+        self.mask = self.buffer("mask", x.shape, x.dtype)
+        K().copy_to(self.mask, m)
+        y = self.buffer("y", x.shape, x.dtype)
         K().mul(y, x, self.mask)
         return y
 
@@ -218,7 +232,7 @@ class Dropout(Module):
         check_dy(self, dy, self.shape, self.dtype)
         if mask is None:
             return dy
-        dx = K().empty(dy.shape, dy.dtype)
+        dx = self.buffer("dx", dy.shape, dy.dtype)
         K().mul(dx, dy, mask)
         return dx
 
@@ -231,24 +245,58 @@ class SoftmaxCrossEntropy(Module):
 
     forward(logits: (B, C), labels: (B,) int) -> loss (float), also as
     loss_fn(logits, labels); backward() -> dlogits: (B, C) = (softmax - onehot) / B.
+    The forward computes both (one kernel call, `softmax_xent`); backward hands
+    the gradient over.
+
+    forward(..., read=False) leaves the loss in the backend's memory and returns
+    None; `read()` then returns the losses of the calls since the last read, in
+    order, with one copy (a GPU training loop reads them only when it prints).
     """
 
-    def forward(self, logits, labels):
+    RING = 64        # losses kept in the backend's memory before they are read anyway
+
+    def forward(self, logits, labels, read=True):
+        """logits: (B, C); labels: (B,) host integers (checked), or the backend's own
+        int64 array (used as it is: a data set resident on the GPU)."""
         check_input(self, logits, (None, None))
         B, C = logits.shape
-        y = np.asarray(labels)
-        if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"SoftmaxCrossEntropy: labels must be ({B},) integers, "
-                             f"got shape {y.shape} dtype {y.dtype}")
-        if B and (y.min() < 0 or y.max() >= C):
-            raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {C}), "
-                             f"got values from {y.min()} to {y.max()}")
-        self.labels = K().to_device(y.astype(np.int64))
-        self.probs = K().empty((B, C), logits.dtype)
-        return K().softmax_xent_forward(self.probs, logits, self.labels)
+        if getattr(labels, "dtype", None) == np.int64 and not isinstance(labels, np.ndarray):
+            if tuple(labels.shape) != (B,):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be ({B},), got {tuple(labels.shape)}")
+            self.labels = labels
+        else:
+            y = np.asarray(labels)
+            if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be ({B},) integers, "
+                                 f"got shape {y.shape} dtype {y.dtype}")
+            if B and (y.min() < 0 or y.max() >= C):
+                raise ValueError(f"SoftmaxCrossEntropy: labels must be in [0, {C}), "
+                                 f"got values from {y.min()} to {y.max()}")
+            self.labels = self.buffer("labels", (B,), np.int64)
+            K().copy_to(self.labels, y)
+        self.dlogits = self.buffer("dlogits", (B, C), logits.dtype)
+        K().softmax_xent(self.dlogits, self._slot(), logits, self.labels)
+        return self.read()[-1] if read else None
+
+    def _slot(self):
+        """The next (1,) slot of the ring of losses not yet read (read first when it is full)."""
+        if getattr(self, "_ring_of", None) != K().name:     # the first call, or on another backend
+            ring = K().zeros((self.RING,), np.float64)
+            self._ring_of, self._ring, self._unread, self._done = K().name, ring, 0, []
+            self._slots = [ring[i:i + 1] for i in range(self.RING)]     # views, made once
+        if self._unread == self.RING:
+            self._done = self.read()
+        self._unread += 1
+        return self._slots[self._unread - 1]
+
+    def read(self):
+        """[loss of each forward since the last read] as floats: one copy to the host."""
+        ring = getattr(self, "_ring", None)
+        if ring is None:
+            return []
+        new = [float(v) for v in K().to_host(ring)[:self._unread]] if self._unread else []
+        out, self._done, self._unread = self._done + new, [], 0
+        return out
 
     def backward(self):
-        probs = self.saved("probs")
-        d = K().empty(probs.shape, probs.dtype)
-        K().softmax_xent_backward(d, probs, self.labels)
-        return d
+        return self.saved("dlogits")

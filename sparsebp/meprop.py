@@ -33,21 +33,27 @@ def set_column_sums_reducer(fn):
     _column_sums_reducer = fn
 
 
-def select(dy, k, mode):
+def _new(name, shape, dtype):
+    return K().empty(shape, dtype)
+
+
+def select(dy, k, mode, buffer=_new):
     """The units meProp keeps of dy: (B, n_out).
 
     Returns (B, k) int32 for "topk" and "random" (one sorted selection per
     example), (k,) int32 for "unified" (one for the minibatch), None for "dense".
+    buffer(name, shape, dtype): where the selection is written (a layer passes
+    its `Module.buffer`: no allocation per step on the GPU); a new array by default.
     """
     B, n_out = dy.shape
     if mode == "dense":
         return None
     if mode == "topk":                   # the paper: the k largest |dy| of each example
-        idx = K().empty((B, k), np.int32)
+        idx = buffer("selected", (B, k), np.int32)
         K().topk_rows(idx, dy, k)
         return idx
     if mode == "unified":                # the official GPU code: by the column sums of |dy|
-        idx = K().empty((k,), np.int32)
+        idx = buffer("selected", (k,), np.int32)
         if _column_sums_reducer is None:
             K().topk_unified(idx, dy, k)
         else:                            # the top k of the global minibatch's sums
@@ -57,11 +63,13 @@ def select(dy, k, mode):
     if mode == "random":                 # the paper's control: k units at random, fresh each pass
         keys = random_rows((B, n_out))   # a process's rows of the minibatch's (backend.random_rows)
         idx = np.sort(np.argpartition(keys, k - 1, axis=1)[:, :k], axis=1)
-        return K().to_device(idx.astype(np.int32))
+        out = buffer("selected", (B, k), np.int32)
+        K().copy_to(out, idx)
+        return out
     raise ValueError(f"unknown meProp mode {mode!r}; choose one of {MODES}")
 
 
-def meprop_backward(dx, dW, db, dy, x, W, k, mode, selected=None):
+def meprop_backward(dx, dW, db, dy, x, W, k, mode, selected=None, buffer=_new, act=None, y=None):
     """The backward of y = x W^T + b with meProp's sparsified dy.
 
     dx: (B, n_in) out; dW: (n_out, n_in) out, valid only in the returned rows;
@@ -70,18 +78,31 @@ def meprop_backward(dx, dW, db, dy, x, W, k, mode, selected=None):
     selected: a selection made already, (B, k) or (k,) int32 as `select` returns
         (the LSTM's recurrence selects at each step and its input side reuses
         those); None: select here.
+    buffer: where the selection and the rows go, as in `select`.
+    act, y: an activation fused into the forward (None, "relu", "tanh") and its
+        output y = act(x W^T + b): (B, n_out); dy is then the gradient of y, and
+        its derivative is applied first (in the same pass as the bias sums).
 
     Returns (selected, rows): the selection (see `select`) and the sorted (r,)
     int32 rows of dW that were written (None: all rows, a dense backward).
     """
-    if db is not None:
+    one_pass = mode == "unified" and selected is None and _column_sums_reducer is None
+    if act is not None or one_pass:
+        # One pass over dy: the activation's derivative, the bias sums, the unified selection.
+        g = buffer("dy_product", dy.shape, dy.dtype) if act is not None else None
+        if one_pass:
+            selected = buffer("selected", (k,), np.int32)
+        K().prepare_dy(g, db, selected if one_pass else None, dy, y, act, k)
+        dy, db = dy if g is None else g, None          # dy: now the gradient of x W^T + b
+    elif mode != "dense" and db is not None:
         K().bias_grad(db, dy)                          # the full dy, every mode
-    idx = select(dy, k, mode) if selected is None else selected
-    if idx is None:                                    # normal backprop
-        K().dense_backward(dx, dW, dy, x, W)
+        db = None
+    idx = select(dy, k, mode, buffer) if selected is None else selected
+    if idx is None:                                    # normal backprop (db, if not summed yet, with dW)
+        K().dense_backward(dx, dW, dy, x, W, db)
         return None, None
     if idx.ndim == 1:                                  # unified (k,): gather, two small GEMMs, scatter
         K().unified_backward(dx, dW, dy, x, W, idx)
         return idx, idx
     K().topk_backward(dx, dW, dy, x, W, idx)           # (B, k): per-example selections
-    return idx, K().union_rows(idx, W.shape[0])
+    return idx, K().union_rows(idx, W.shape[0], buffer("rows", (W.shape[0],), np.int32))

@@ -96,6 +96,27 @@ class Module:
                                  f"in the state, {tuple(p.shape)} in the model")
             p.data = K().to_device(a.astype(p.data.dtype))      # a copy: the state stays the caller's
 
+    def buffer(self, name, shape, dtype):
+        """This layer's array `name` of shape and dtype, for an output or a gradient.
+
+        On a backend that keeps buffers (`KEEPS_BUFFERS`: cuda) it is the same
+        array at every call with this shape, so a training step allocates no
+        device memory after the first; what the layer returned from its last call
+        is then overwritten by the next (copy it to keep it: `K().to_host`). On
+        the CPU backends it is a new array, as NumPy code expects.
+        """
+        kern = K()
+        if not getattr(kern, "KEEPS_BUFFERS", False):
+            return kern.empty(shape, dtype)
+        bufs = self.__dict__.setdefault("_buffers", {})
+        key = (name, tuple(shape), np.dtype(dtype), kern.name)
+        a = bufs.get(key)
+        if a is None:
+            if len(bufs) >= 32:                 # shapes that change every call: keep the memory bounded
+                bufs.clear()
+            a = bufs[key] = kern.empty(shape, dtype)
+        return a
+
     def saved(self, name):
         """What forward kept for backward under `name`; a clear error if forward has not run."""
         if name not in vars(self):
@@ -147,12 +168,29 @@ def check_dy(layer, dy, shape, dtype):
                         f"convert it first: dy.astype(np.{dtype})")
 
 
+def _forward_arguments(layer):
+    """The argument names of layer's forward (cached per class)."""
+    cls = type(layer)
+    if "_forward_args" not in cls.__dict__:
+        import inspect
+        cls._forward_args = tuple(inspect.signature(cls.forward).parameters)
+    return cls._forward_args
+
+
 def _shape_str(shape):
     return "(" + ", ".join("B" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
 class Sequential(Module):
-    """Layers applied in order; backward runs them in reverse and returns dx."""
+    """Layers applied in order; backward runs them in reverse and returns dx.
+
+    On a backend that fuses activations (`FUSES_ACTIVATIONS`: cuda), a layer whose
+    forward takes `act` (Linear) followed by an activation layer (one with an
+    `activation` name: ReLU, Tanh) computes both in one call, and its backward
+    applies the activation's derivative in the same pass as its bias sums: the
+    activation layer is skipped both ways (its `y` is still set). One launch
+    fewer each way per pair; the CPU backends run every layer as it is.
+    """
 
     def __init__(self, *layers):
         for i, layer in enumerate(layers):
@@ -161,13 +199,25 @@ class Sequential(Module):
         self.layers = list(layers)
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        fuse = getattr(K(), "FUSES_ACTIVATIONS", False)
+        self.fused, i = set(), 0                  # indices of the activation layers computed by the layer before
+        while i < len(self.layers):
+            layer, after = self.layers[i], self.layers[i + 1] if i + 1 < len(self.layers) else None
+            act = getattr(after, "activation", None)
+            if fuse and act is not None and "act" in _forward_arguments(layer):
+                x = after.y = layer.forward(x, act=act)
+                self.fused.add(i + 1)
+                i += 2
+            else:
+                x = layer.forward(x)
+                i += 1
         return x
 
     def backward(self, dy):
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
+        fused = getattr(self, "fused", ())
+        for i in reversed(range(len(self.layers))):
+            if i not in fused:
+                dy = self.layers[i].backward(dy)
         return dy
 
     def parameters(self):

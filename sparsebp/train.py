@@ -76,6 +76,9 @@ def timed_layers(model):
     return [m for m in model.modules() if hasattr(m, "mode")]
 
 
+PRINT_EVERY = 50         # steps between the losses shown (and read back from a GPU)
+
+
 def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None):
     """One pass over the task's training units in a seeded random order; returns the stats.
 
@@ -86,17 +89,32 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None):
     loss_fn = SoftmaxCrossEntropy()
     mep = _meprop_weights(model)
     order = rng().permutation(task.n_train(data))
+    ids = task.epoch_order(data, order) if hasattr(task, "epoch_order") else order
     t = {"forward_s": 0.0, "backward_s": 0.0, "update_s": 0.0}
     total_loss, rows_frac, steps = 0.0, 0.0, 0
+    sizes = []                                     # examples of each step whose loss is not read yet
+
+    def read_losses():
+        """Add the losses of the steps since the last read (one copy from a GPU); the last one."""
+        nonlocal total_loss
+        losses = loss_fn.read()
+        for i, (loss, n) in enumerate(zip(losses, sizes)):
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"training diverged at step {steps - len(sizes) + i}: the loss "
+                                         f"is {loss}; try a lower --lr or --clip")
+            total_loss += loss * n
+        sizes.clear()
+        return losses[-1]
+
     with BackwardTimer(timed_layers(model)) as timer, \
             (dist.epoch() if dist else contextlib.nullcontext()):
         for s in range(0, len(order), batch_size):
-            sel = order[s:s + batch_size]
+            sel = ids[s:s + batch_size]
             mine = dist.shard(sel) if dist else sel
             inputs, targets = task.batch(data, mine)
             n_all = dist.total(len(targets)) if dist else len(targets)
             t0 = time.perf_counter()
-            loss = loss_fn(model(inputs), targets)
+            loss_fn.forward(model(inputs), targets, read=False)   # read when printed: no wait
             synchronize()                          # a GPU timer must wait for the work
             t1 = time.perf_counter()
             dy = loss_fn.backward()
@@ -111,20 +129,21 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None):
             opt.step()
             synchronize()
             t3 = time.perf_counter()
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"training diverged at step {steps}: the loss is {loss}; "
-                                         "try a lower --lr or --clip")
             t["forward_s"] += t1 - t0
             t["backward_s"] += t2 - t1
             t["update_s"] += t3 - t2x
-            total_loss += loss * len(mine)
+            sizes.append(len(mine))
             done, rows = _rows_updated(mep)
             rows_frac += done / rows if rows else 1.0
             steps += 1
             if progress is not None:
                 progress.update(len(sel))
-                if steps % 50 == 0:
+            if steps % PRINT_EVERY == 0:
+                loss = read_losses()
+                if progress is not None:
                     progress.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if sizes:
+            read_losses()
     t["linear_backward_s"] = timer.seconds
     if dist:
         total_loss = dist.sum(total_loss)

@@ -292,6 +292,46 @@ def test_gpu_benchmark_smoke(tmp_path, monkeypatch):
     out = tmp_path / "gpu.json"
     assert bench.main(["--smoke", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert {"topk", "layer_backward", "mlp_step"} <= set(res)
+    assert {"topk", "layer_backward", "mlp_step", "whole_step"} <= set(res)
     assert all(r["launches"] > 0 for r in res["mlp_step"])
 
+
+@pytest.mark.parametrize("with_torch", [True, False])
+def test_whole_step_benchmark_smoke(tmp_path, monkeypatch, capsys, with_torch):
+    """Section (e) of benchmarks/gpu.py at tiny sizes: our steps validated against
+    PyTorch's (on its CPU here) or, without torch, against our CPU backend; the peer
+    rows are left out with a line that says why."""
+    import json
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks import gpu as bench, gpu_step
+    if with_torch:
+        pytest.importorskip("torch")
+    else:
+        monkeypatch.setattr(gpu_step, "torch_or_none", lambda: (None, "PyTorch is not installed: skipped"))
+    out = tmp_path / "gpu.json"
+    assert bench.main(["--smoke", "--only", "whole_step", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["whole_step"]
+    impls = {r["impl"] for r in rows}
+    assert {"sparsebp dense", "sparsebp unified"} <= impls
+    assert ({"PyTorch dense", "PyTorch unified"} <= impls) == with_torch
+    assert all(r["allocations"] == 0 and r["launches"] > 0 for r in rows if r["impl"].startswith("sparsebp"))
+    if not with_torch:
+        assert "PyTorch is not installed" in capsys.readouterr().out
+
+
+
+def test_whole_step_benchmark_stops_when_the_gradients_differ(tmp_path, monkeypatch):
+    """A peer whose gradients are 10% off fails the section instead of being timed."""
+    import json
+    from pathlib import Path
+
+    pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from benchmarks import gpu as bench, gpu_step
+    grads = gpu_step._grads
+    monkeypatch.setattr(gpu_step, "_grads", lambda m, t=None: [g * (1.1 if t is not None else 1) for g in grads(m, t)])
+    out = tmp_path / "gpu.json"
+    assert bench.main(["--smoke", "--only", "whole_step", "--out", str(out)]) == 1
+    assert "relative error" in json.loads(out.read_text())["errors"]["whole_step"]

@@ -131,7 +131,7 @@ def _backward_case(rng, B, n_out, n_in, dtype=np.float32):
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float64, 1e-12)])
-@pytest.mark.parametrize("B,n_in,n_out", [(1, 1, 1), (3, 19, 10), (7, 13, 5)])
+@pytest.mark.parametrize("B,n_in,n_out", [(1, 1, 1), (3, 19, 10), (7, 13, 5), (13, 9, 17)])
 def test_dense_products_and_bias(kern, B, n_in, n_out, dtype, tol):
     rng = np.random.default_rng(B + n_in + n_out)
     dy, x, W = _backward_case(rng, B, n_out, n_in, dtype)
@@ -145,6 +145,71 @@ def test_dense_products_and_bias(kern, B, n_in, n_out, dtype, tol):
     kern.bias_grad(db, kern.to_device(dy))
     for got, ref in [(dx, dy @ W), (dW, dy.T @ x), (db, dy.sum(0))]:
         assert_close(host(got), ref, 4 * tol, 4 * tol)
+    dx, dW, db = kern.empty((B, n_in), dtype), kern.empty((n_out, n_in), dtype), kern.empty((n_out,), dtype)
+    kern.dense_backward(dx, dW, kern.to_device(dy), kern.to_device(x), kern.to_device(W), db)   # db with dW
+    for got, ref in [(dx, dy @ W), (dW, dy.T @ x), (db, dy.sum(0))]:
+        assert_close(host(got), ref, 4 * tol, 4 * tol)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+@pytest.mark.parametrize("B,n_in,n_out", [(1, 1, 1), (3, 19, 10), (7, 13, 5)])
+def test_linear_forward_with_a_fused_activation(kern, B, n_in, n_out, act):
+    """y = act(x W^T + b) in one call, against an independent oracle."""
+    rng = np.random.default_rng(B * n_in + n_out)
+    x, W, b = _dy(rng, B, n_in), _dy(rng, n_out, n_in), _dy(rng, 1, n_out)[0]
+    y = kern.empty((B, n_out))
+    kern.linear_forward(y, kern.to_device(x), kern.to_device(W), kern.to_device(b), act)
+    z = x.astype(np.float64) @ W.T + b
+    assert_close(host(y), np.maximum(z, 0) if act == "relu" else np.tanh(z), 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("act", [None, "relu", "tanh"])
+@pytest.mark.parametrize("want", ["bias", "unified", "both"])
+@pytest.mark.parametrize("B,n,k", [(1, 1, 1), (3, 13, 4), (6, 21, 21), (2, 40, 9)])
+def test_prepare_dy(kern, B, n, k, act, want):
+    """The activation's derivative, the bias sums and the unified selection of one pass
+    over dy, against the reference's kernels called one after another."""
+    rng = np.random.default_rng(B + n + k)
+    dy, z = _dy(rng, B, n), _dy(rng, B, n)
+    y = np.maximum(z, 0) if act == "relu" else np.tanh(z)
+    g_ref = dy.copy()
+    if act is not None:
+        getattr(R, f"{act}_backward")(g_ref, dy, y)
+    g = kern.empty((B, n)) if act is not None else None
+    db = kern.empty((n,)) if want != "unified" else None
+    idx = kern.empty((k,), np.int32) if want != "bias" else None
+    kern.prepare_dy(g, db, idx, kern.to_device(dy), kern.to_device(y) if act else None, act, k)
+    if act is not None:
+        assert_close(host(g), g_ref, 1e-6, 1e-6)
+    if db is not None:
+        assert_close(host(db), g_ref.astype(np.float64).sum(0), 1e-5, 1e-5)
+    if idx is not None:
+        u = np.empty(k, np.int32)
+        R.topk_unified(u, g_ref.astype(np.float64), k)
+        assert np.array_equal(host(idx), u)
+
+
+def test_softmax_xent_is_the_forward_and_backward_pair(kern):
+    """The loss and its gradient of one call equal the two kernels' (the reference's)."""
+    rng = np.random.default_rng(9)
+    logits, labels = _dy(rng, 5, 7), rng.integers(0, 7, 5)
+    probs, d_ref = np.empty((5, 7), np.float32), np.empty((5, 7), np.float32)
+    l_ref = R.softmax_xent_forward(probs, logits, labels)
+    R.softmax_xent_backward(d_ref, probs, labels)
+    d, loss = kern.empty((5, 7)), kern.zeros((1,), np.float64)
+    kern.softmax_xent(d, loss, kern.to_device(logits), kern.to_device(labels))
+    assert_close(host(d), d_ref, 1e-6, 1e-5)
+    assert_close(host(loss)[0], l_ref, 0, 1e-6)
+
+
+@pytest.mark.parametrize("N,d,B", [(1, 1, 1), (9, 5, 4), (6, 13, 6)])
+def test_gather_rows(kern, N, d, B):
+    """A minibatch of a data set kept in the backend's memory: x = X[ids], y = Y[ids]."""
+    rng = np.random.default_rng(N + d + B)
+    X, Y, ids = _dy(rng, N, d), rng.integers(0, 10, N).astype(np.int64), rng.integers(0, N, B)
+    x, y = kern.empty((B, d)), kern.empty((B,), np.int64)
+    kern.gather_rows(x, y, kern.to_device(X), kern.to_device(Y), kern.to_device(ids))
+    assert np.array_equal(host(x), X[ids]) and np.array_equal(host(y), Y[ids])
 
 
 def test_linear_forward_on_noncontiguous_host_input(kern):

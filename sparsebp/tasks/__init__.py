@@ -13,6 +13,8 @@ A task module defines:
     n_train(data)          -> how many training units an epoch visits (examples, sentences, ...)
     batch(data, ids)       -> (inputs, targets): the model's input for training units `ids`,
                               and (N,) int labels of the N outputs it scores
+    epoch_order(data, order) (optional) -> the epoch's order (a permutation of the
+                              units) as batch() takes slices of it (mnist: on the GPU)
     build_model(cfg, data) -> a Module: model(inputs) is (N, C) logits
     evaluate(model, data, split) -> {"acc": ..., other metrics}: split "dev" or "test"
     small_config(cfg)      -> a tiny Config of the same kind (to compile the kernels first)

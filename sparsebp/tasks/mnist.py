@@ -6,6 +6,8 @@ classes, the digits (`--classes`: a label outside is an error). Metric: accuracy
 """
 from dataclasses import asdict
 
+import numpy as np
+
 from ..backend import K
 from ..layers import Dropout, Linear, ReLU, Tanh
 from ..module import Sequential
@@ -25,6 +27,9 @@ ARGUMENTS = [
                         help="the first N training images are the dev set (the official code's 5000)")),
     ("--classes", dict(type=int, default=10, metavar="C",
                        help="number of classes: every label must be in [0, C) (the MNIST layout: 10 digits)")),
+    ("--on-device", dict(action="store_true",
+                         help="keep the training set in the GPU's memory (--backend cuda): a step gathers "
+                              "its minibatch there and copies nothing to the device")),
 ]
 
 
@@ -35,6 +40,8 @@ def validate(cfg):
         errors.append("--dev-size must be >= 1")
     if extra(cfg, "classes", 10) < 2:
         errors.append("--classes must be >= 2")
+    if extra(cfg, "on_device", False) and cfg.backend != "cuda":
+        errors.append("--on-device needs --backend cuda")
     return errors
 
 
@@ -42,7 +49,29 @@ def load(cfg):
     from ..data import load_mnist
     data = load_mnist(cfg.data or None, dev_size=extra(cfg, "dev_size", DEV_SIZE),
                       n_classes=extra(cfg, "classes", 10))
-    return data.head(cfg.limit) if cfg.limit else data
+    data = data.head(cfg.limit) if cfg.limit else data
+    return OnDevice(data) if extra(cfg, "on_device", False) else data
+
+
+class OnDevice:
+    """A Split whose training set is also in the backend's memory (`--on-device`):
+    every attribute of the Split, and X: (N, 784), Y: (N,) int64 there, the epoch's
+    order there (`epoch_order`) and the minibatch buffers `batch` fills."""
+
+    def __init__(self, split):
+        self.split = split
+        self.X, self.Y = K().to_device(split.train_x), K().to_device(split.train_y.astype(np.int64))
+        self.order = K().empty((len(split.train_x),), np.int64)
+        self.buffers = {}
+
+    def __getattr__(self, name):
+        return getattr(self.split, name)
+
+    def minibatch(self, B):
+        """(x: (B, 784), y: (B,) int64) buffers in the backend's memory, kept per B."""
+        if B not in self.buffers:
+            self.buffers[B] = (K().empty((B, self.X.shape[1]), self.X.dtype), K().empty((B,), np.int64))
+        return self.buffers[B]
 
 
 def describe(data):
@@ -59,9 +88,23 @@ def n_train(data):
     return len(data.train_x)
 
 
+def epoch_order(data, order):
+    """The epoch's order (N,) as `batch` takes slices of it: in the backend's memory
+    for data kept there (one copy per epoch), else order itself."""
+    if not isinstance(data, OnDevice):
+        return order
+    K().copy_to(data.order, order)
+    return data.order
+
+
 def batch(data, ids):
-    """(x: (B, 784) float32, y: (B,) int) for training examples ids: (B,)."""
-    return data.train_x[ids], data.train_y[ids]
+    """(x: (B, 784) float32, y: (B,) int) for training examples ids: (B,); for data kept
+    on the device, both there, gathered by one kernel (ids: a slice of `epoch_order`)."""
+    if not isinstance(data, OnDevice):
+        return data.train_x[ids], data.train_y[ids]
+    x, y = data.minibatch(len(ids))
+    K().gather_rows(x, y, data.X, data.Y, ids)
+    return x, y
 
 
 def build_mlp(n_in, n_out, cfg):
