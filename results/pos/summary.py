@@ -3,12 +3,16 @@ test accuracy at the best-dev epoch, and the training times summed over the epoc
 per epoch (forward, backward, the LSTMs' + output layer's backward, update), with
 the ratios dense / meProp taken per seed.
 
-    python results/pos/summary.py > results/pos/summary.md
+    python results/pos/summary.py [DIR ...] > DIR/summary.md     (DIR: results/pos by default)
+
+Several directories are read as one table (e.g. e20 and e20-per-gate: the per-gate runs
+appear as "topk per gate k = K").
 """
 import glob
 import json
 import os
 import re
+import sys
 from collections import defaultdict
 
 import numpy as np
@@ -16,14 +20,17 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def load():
+def load(dirs):
     runs = defaultdict(dict)                  # (mode, k) -> seed -> results
-    for path in sorted(glob.glob(os.path.join(HERE, "*-k*-seed*.json"))):
-        mode, k, seed = re.match(r"(\w+)-k(\d+)-seed(\d+)\.json", os.path.basename(path)).groups()
-        with open(path) as f:
-            r = json.load(f)
-        if r.get("best"):
-            runs[(mode, int(k) if mode != "dense" else 0)][int(seed)] = r
+    for d in dirs:
+        for path in sorted(glob.glob(os.path.join(d, "*-k*-seed*.json"))):
+            mode, k, seed = re.match(r"(\w+)-k(\d+)-seed(\d+)\.json", os.path.basename(path)).groups()
+            with open(path) as f:
+                r = json.load(f)
+            if (r["config"].get("extra") or {}).get("per_gate"):
+                mode += " per gate"
+            if r.get("best"):
+                runs[(mode, int(k) if mode != "dense" else 0)][int(seed)] = r
     return runs
 
 
@@ -42,8 +49,8 @@ def stat(xs, fmt="{:.2f}"):
     return f"{fmt.format(xs.mean())} ± {fmt.format(xs.std(ddof=1))} [{fmt.format(xs.min())}, {fmt.format(xs.max())}]"
 
 
-def main():
-    runs = load()
+def main(dirs):
+    runs = load(dirs or [HERE])
     dense = runs.get(("dense", 0), {})
     print("| run | seeds | epochs | best-dev epochs | dev % | test % (mean ± sd [min, max]) | "
           "LSTM+output backward s / epoch | backward ratio dense/run | total train s / epoch | "
@@ -68,4 +75,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
