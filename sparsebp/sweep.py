@@ -143,7 +143,7 @@ def _describe(c, keys):
     return ", ".join(parts) or "all"
 
 
-IGNORED = ("seed", "backend", "data", "extra")
+IGNORED = ("seed", "backend", "data", "extra", "threads")   # threads change a run's time, not its numbers
 
 
 def group(results):

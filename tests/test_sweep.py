@@ -72,6 +72,17 @@ def test_report_group_reads_files_and_directories(tmp_path, capsys):
     assert out[2] == "| all | 2 | 2.0 | 98.00 ± 0.00 | 97.50 ± 0.50 | 3.0 ± 0.0 | 10.0 ± 0.0 |"
 
 
+def test_report_group_ignores_the_thread_count():
+    """Runs that differ only in how many threads ran them (or in a config written
+    before --threads existed) are one configuration: threads change time, not numbers."""
+    a, b, c = (_fake_result("topk", s, 98.0, 98.0, 3.0, 10) for s in (1, 2, 3))
+    a["config"]["threads"], b["config"]["threads"] = 0, 1
+    c["config"].pop("threads", None)
+    other = _fake_result("topk", 4, 98.0, 98.0, 3.0, 10)
+    other["config"]["dropout"] = 0.5
+    assert [len(rs) for _, rs in sweep.group([a, b, c, other])] == [3, 1]
+
+
 @pytest.mark.slow
 def test_sweep_trains_the_grid_and_resumes_without_redoing(tmp_path, capsys):
     argv = ["sweep", "mnist", "--mode", "dense", "topk", "--k", "4", "--seeds", "2", "--out", str(tmp_path),
