@@ -3,7 +3,7 @@ one process, the same minibatches of UD English EWT, the models stepped in turn
 (interleaved, so a change in the machine's load hits them all alike). The settings
 of the results/pos runs (h = 64, 32 sentences, 4 x 50 embeddings), dropout off.
 
-    python results/pos/timing.py [STEPS] > results/pos/timing.md
+    PYTHONPATH=. python results/pos/timing.py [STEPS] > results/pos/timing.md     (from the repository root)
 """
 import os
 import sys
@@ -17,7 +17,8 @@ from sparsebp.layers import SoftmaxCrossEntropy
 from sparsebp.tasks import pos as P
 from sparsebp.timing import BackwardTimer
 
-RUNS = [("dense", 16), ("topk", 5), ("topk", 16), ("topk", 32)]
+RUNS = [("dense", 16, False), ("topk", 5, False), ("topk", 5, True), ("topk", 16, False), ("topk", 32, False)]
+# (mode, k, per gate: k of each gate's h pre-activations instead of k of all 4h)
 
 
 def main(steps=100):
@@ -26,7 +27,8 @@ def main(steps=100):
     base = T.Config(task="pos", data=data, hidden=64, layers=1, batch_size=32, lr=2e-3, dropout=0.0,
                     extra={"embed": 50, "min_count": 2})
     c = P.load(base)
-    cfgs = [T.Config(**{**base.__dict__, "mode": m, "k": k}) for m, k in RUNS]
+    cfgs = [T.Config(**{**base.__dict__, "mode": m, "k": k, "extra": {**base.extra, "per_gate": g}})
+            for m, k, g in RUNS]
     T.warm_up(cfgs[1], P, c)
     T.warm_up(cfgs[0], P, c)
     models, opts = [], []
@@ -63,8 +65,8 @@ def main(steps=100):
           "| backward vs dense | LSTM+output backward vs dense | whole step vs dense |")
     print("|" + " --- |" * 8)
     tot = fwd + bwd + upd
-    for i, (m, k) in enumerate(RUNS):
-        name = "dense" if m == "dense" else f"{m} k = {k}"
+    for i, (m, k, g) in enumerate(RUNS):
+        name = "dense" if m == "dense" else f"{m} {'per gate ' if g else ''}k = {k}"
         ms = lambda a: f"{1e3 * a[i] / steps:.2f}"  # noqa: E731
         print(f"| {name} | {ms(fwd)} | {ms(bwd)} | {ms(lstm)} | {ms(upd)} | {bwd[0] / bwd[i]:.2f}x | "
               f"{lstm[0] / lstm[i]:.2f}x | {tot[0] / tot[i]:.2f}x |")
