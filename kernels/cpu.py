@@ -19,6 +19,7 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `lstm_forward`, `lstm_backward` | the same | the whole recurrence in one jitted call (kernels/cpu_lstm.py): a register-blocked recurrent product, a fitted float32 tanh that vectorizes, `_select` per step and `_combo` over the kept rows of W_hh |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | one fused pass per selected row (kernels/cpu_optim.py) |
 | `sgd_step`, `adagrad_step`, `adam_step` | the same | every parameter's rows in one call: one dispatch per step, not one per parameter |
+| `moving_average` | the same | one pass instead of NumPy's three (kernels/cpu_optim.py) |
 | `prepare_dy` | `prepare_dy` | this file's kernels called in turn (`_composed_prepare_dy`) |
 | `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `gather_rows`, `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | re-exported from reference.py: BLAS or one NumPy call already |
 
@@ -50,7 +51,8 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from .cpu_optim import (  # noqa: F401
-    PRANGE_ONLY, adagrad_rows, adagrad_step, adam_rows_split, adam_step_split, sgd_rows, sgd_step,
+    PRANGE_ONLY, adagrad_rows, adagrad_step, adam_rows_split, adam_step_split, moving_average, sgd_rows,
+    sgd_step,
 )
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
     ACTIVATIONS, _composed_prepare_dy, copy_to, empty, gather_rows, linear_forward, mul, tanh_backward,

@@ -199,3 +199,17 @@ def adam_step_split(Ws, Ms, Vs, Ts, Gs, rows, lr, beta1, beta2, eps, clip, globa
         else:
             adam_rows_split(W, Ms[p], Vs[p], Ts[p], Gs[p], sel, lr, beta1, beta2, eps, clip,
                             global_t, nt)
+
+
+# ---------------------------------------------------------------- weight averaging
+@njit(cache=True, error_model="numpy")
+def _moving_average_flat(S, W, a):
+    """S, W: (n,) flat views of one parameter; a: S's dtype. The reference's
+    float operations in its order, one pass instead of NumPy's three."""
+    for i in range(S.shape[0]):
+        S[i] += a * (W[i] - S[i])
+
+
+def moving_average(S, W, a):
+    """S += a (W - S) (see reference.moving_average); S, W contiguous, any shape."""
+    _moving_average_flat(S.reshape(-1), W.reshape(-1), S.dtype.type(a))

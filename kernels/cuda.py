@@ -21,6 +21,7 @@ they are copied to the device first.
 | `softmax_xent`, `softmax_xent_forward`, `softmax_xent_backward` | the same | one block, a thread per example: the loss and its gradient in one launch, the mean summed in a fixed order |
 | `gather_rows` | `gather_rows` | one thread per element: the minibatch of a data set kept on the GPU, x and labels in one launch |
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
+| `moving_average` | the same | one thread per element of a parameter, one launch per parameter |
 | `sgd_step`, `adagrad_step`, `adam_step` | the same | one launch for every parameter: a block per selected row (or several narrow rows), one fused pass (cuda_optim.py) |
 | `sgd_rows`, `adagrad_rows`, `adam_rows` | the same | the step kernels on one parameter |
 | `lstm_forward`, `lstm_backward` | the same | not written for CUDA: they raise NotImplementedError naming the kernel (run the LSTM on "cpu") |
@@ -396,6 +397,23 @@ def tanh_backward(dx, dy, y):
 def mul(out, a, m):
     """out = a * m element-wise (dropout's forward and backward with its mask)."""
     _ew(out, a, m, MUL)
+
+
+def _make_average(f):
+    @gpu_kernel
+    def kernel(S, W, a):
+        """S, W: (n,) flat views of one parameter and its average; a: their float
+        type. S[e] += a (W[e] - S[e]), one thread per element."""
+        e = cuda.grid(1)
+        if e < S.size:
+            S[e] += a * (W[e] - S[e])
+    return kernel
+
+
+def moving_average(S, W, a):
+    """S += a (W - S) (see reference.moving_average); S, W: device arrays of one shape."""
+    kernel = _typed(_make_average, S.dtype)
+    kernel[_blocks(S.size), THREADS](S.reshape(-1), W.reshape(-1), S.dtype.type(a))
 
 
 def _make_softmax_xent(f):

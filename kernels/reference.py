@@ -333,6 +333,15 @@ def adam_step(Ws, Ms, Vs, Ts, Gs, rows, lr, beta1, beta2, eps, clip, global_t):
         adam_rows(W, M, V, T, G, r, lr, beta1, beta2, eps, clip)
 
 
+# ---------------------------------------------------------------- weight averaging
+def moving_average(S, W, a):
+    """S += a (W - S): the running average S of a parameter moves the fraction a
+    toward its weights W (sparsebp/average.py).  S, W: the same shape (a weight
+    (n_out, n_in), a bias (n,), ...) and dtype; a: a float in (0, 1] (with S all
+    zeros, a = 1 copies W)."""
+    S += S.dtype.type(a) * (W - S)
+
+
 # ---------------------------------------------------------------- LSTM recurrence
 # Time-major arrays: step t of every sequence is the contiguous block [t]. Gates
 # are stacked i, f, g, o along the 4H axis (input, forget, cell, output), so

@@ -25,11 +25,14 @@ def path_of(ckpt_dir):
     return os.path.join(ckpt_dir, FILE)
 
 
-def save(ckpt_dir, model, opt, results):
+def save(ckpt_dir, model, opt, results, average=None):
+    """average: the run's `WeightAverage` (--average), saved beside the weights, or None."""
     os.makedirs(ckpt_dir, exist_ok=True)
-    serialize.save({"format": FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "rng": json.dumps(rng().bit_generator.state), "results": json.dumps(results)},
-                   path_of(ckpt_dir))
+    state = {"format": FORMAT, "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "rng": json.dumps(rng().bit_generator.state), "results": json.dumps(results)}
+    if average is not None:
+        state["average"] = average.state_dict()
+    serialize.save(state, path_of(ckpt_dir))
 
 
 def read(path):
@@ -55,8 +58,9 @@ def epochs_done(ckpt_dir):
     return len(read(path)[1]["epochs"]) if os.path.isfile(path) else None
 
 
-def load(ckpt_dir, model, opt, cfg):
-    """Restore model, opt and the generator from ckpt_dir; returns the results so far."""
+def load(ckpt_dir, model, opt, cfg, average=None):
+    """Restore model, opt, the generator and the weight average (if the run has
+    one) from ckpt_dir; returns the results so far."""
     path = path_of(ckpt_dir or "")
     if not ckpt_dir or not os.path.exists(path):
         raise FileNotFoundError(f"--resume: no checkpoint at {path}; run once with --checkpoint DIR first")
@@ -66,15 +70,20 @@ def load(ckpt_dir, model, opt, cfg):
         model.load_state_dict(state["model"])
         opt.load_state_dict(state.get("optimizer", {}))     # SGD has no state arrays
         rng().bit_generator.state = state["rng"]
+        if average is not None:
+            average.load_state_dict(state["average"])
     except (ValueError, TypeError, KeyError) as e:
         raise LoadError(f"{path}: does not fit this model: {e}") from None
     return results
 
 
 def _check_config(saved, now, path):
-    """Every setting but the epoch count and the threads (speed only) must match the checkpoint's."""
-    diff = [f"{k}={saved.get(k)!r} there, {v!r} here" for k, v in now.items()
-            if k not in ("epochs", "threads") and saved.get(k) != v]
+    """Every setting but the epoch count and the threads (speed only) must match the
+    checkpoint's; a setting the checkpoint predates counts as its default."""
+    from .train import Config
+    default = asdict(Config())
+    diff = [f"{k}={saved.get(k, default.get(k))!r} there, {v!r} here" for k, v in now.items()
+            if k not in ("epochs", "threads") and saved.get(k, default.get(k)) != v]
     if diff:
         raise ValueError(f"{path} was made with other settings: " + "; ".join(diff))
 

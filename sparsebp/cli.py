@@ -65,6 +65,9 @@ def _add_common(t, d):
                    help="the paper code's Adam: update every row every step (without it: lazy, selected rows only)")
     t.add_argument("--dropout", type=finite_float, default=d.dropout,
                    help="probability of dropping a hidden unit in training")
+    t.add_argument("--average", type=finite_float, default=d.average, metavar="DECAY",
+                   help="score (and --predict with) a running average of the weights, forgetting at "
+                        "DECAY per step, e.g. 0.9995 (sparsebp/average.py); 0: off, the weights themselves")
     t.add_argument("--adam-eps", type=finite_float, default=d.adam_eps, help="Adam's epsilon")
     t.add_argument("--bias-correction", choices=Adam.BIAS_CORRECTIONS, default=d.bias_correction,
                    help="Adam's bias correction: per-row step counts, the global step, or none")
@@ -169,6 +172,7 @@ def report(files):
         name += ", dense Adam" if c.get("dense_adam") else ""
         name += f", {c['activation']}" if c.get("activation", "relu") != "relu" else ""
         name += f", batch {c['batch_size']}" + (f", dropout {c['dropout']}" if c["dropout"] else "")
+        name += f", average {c['average']}" if c.get("average") else ""
         name += f", seed {c['seed']}"
         rows = sum(e["rows_frac"] for e in r["epochs"]) / len(r["epochs"])
         ratio = tot[0]["linear_backward_s"] / max(t["linear_backward_s"], 1e-12)
@@ -193,7 +197,8 @@ def eval_parse(pred, gold):
 def _validate(a, task):
     checks = [(a.hidden >= 1, "--hidden must be >= 1"), (a.layers >= 1, "--layers must be >= 1"),
               (a.batch_size >= 1, "--batch-size must be >= 1"), (a.epochs >= 1, "--epochs must be >= 1"),
-              (0 <= a.dropout < 1, "--dropout must be in [0, 1)"), (a.limit >= 0, "--limit must be >= 0"),
+              (0 <= a.dropout < 1, "--dropout must be in [0, 1)"),
+              (0 <= a.average < 1, "--average must be in [0, 1) (0: off)"), (a.limit >= 0, "--limit must be >= 0"),
               (a.lr is None or a.lr > 0, "--lr must be > 0"), (a.clip >= 0, "--clip must be >= 0"),
               (not a.resume or a.checkpoint, "--resume needs --checkpoint DIR"),
               (not a.overwrite_checkpoint or a.checkpoint, "--overwrite-checkpoint needs --checkpoint DIR"),
@@ -208,7 +213,7 @@ def _config(a, task):
     return T.Config(task=a.task, k=a.k, mode=a.mode, hidden=a.hidden, layers=a.layers,
                     batch_size=a.batch_size, epochs=a.epochs, optimizer=a.optimizer,
                     lr=a.lr if a.lr is not None else T.DEFAULT_LR[a.optimizer],
-                    clip=a.clip, dense_adam=a.dense_adam, dropout=a.dropout, seed=a.seed,
+                    clip=a.clip, dense_adam=a.dense_adam, dropout=a.dropout, average=a.average, seed=a.seed,
                     adam_eps=a.adam_eps, bias_correction=a.bias_correction, init=a.init,
                     activation=a.activation, backend=a.backend, data=a.data or "", limit=a.limit,
                     threads=a.threads, extra=extra)

@@ -14,6 +14,7 @@ import numpy as np
 from . import checkpoint, serialize, tasks
 from .backend import rng, synchronize
 from .layers import SoftmaxCrossEntropy
+from .average import WeightAverage
 from .optim import CLIP, SGD, AdaGrad, Adam
 from .timing import BackwardTimer
 from .warmup import kernels_note
@@ -41,6 +42,7 @@ class Config:
     bias_correction: str = "row"
     init: str = "csharp"
     dropout: float = 0.0
+    average: float = 0.0      # decay of the weight average scored instead of the weights (average.py); 0: off
     activation: str = "relu"
     seed: int = 1
     backend: str = "cpu"
@@ -79,12 +81,13 @@ def timed_layers(model):
 PRINT_EVERY = 50         # steps between the losses shown (and read back from a GPU)
 
 
-def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None):
+def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None, average=None):
     """One pass over the task's training units in a seeded random order; returns the stats.
 
     dist: a `distributed.Distributed` (data-parallel: this process trains on its
     shard of each minibatch, then the gradients are summed over the processes),
-    or None.
+    or None. average: a `WeightAverage` of the model's parameters to update after
+    each step (timed with the update), or None.
     """
     loss_fn = SoftmaxCrossEntropy()
     mep = _meprop_weights(model)
@@ -127,6 +130,8 @@ def train_epoch(model, opt, task, data, batch_size, progress=None, dist=None):
                 dist.exchange(model.parameters())
             t2x = time.perf_counter()
             opt.step()
+            if average:
+                average.update()
             synchronize()
             t3 = time.perf_counter()
             t["forward_s"] += t1 - t0
@@ -194,9 +199,10 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
     seed(cfg.seed)
     model = task.build_model(cfg, data)
     opt = build_optimizer(model.parameters(), cfg)
+    average = WeightAverage(model.parameters(), cfg.average) if cfg.average else None
     results = {"config": asdict(cfg), "epochs": [], "best": None}
     if resume:
-        results = checkpoint.load(ckpt_dir, model, opt, cfg)
+        results = checkpoint.load(ckpt_dir, model, opt, cfg, average)
         log(f"resumed from {ckpt_dir} after epoch {len(results['epochs'])}")
     if dist:
         dist.start(results)
@@ -205,13 +211,14 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
         if bar is not None:
             bar.reset()
             bar.set_description(f"epoch {epoch}/{cfg.epochs}")
-        stats = train_epoch(model, opt, task, data, cfg.batch_size, bar, dist)
+        stats = train_epoch(model, opt, task, data, cfg.batch_size, bar, dist, average)
         row = {"epoch": epoch, "train_loss": stats.pop("train_loss")}
         if dist and not dist.is_root:              # rank 0 evaluates and writes
             results["epochs"].append(row)
             continue
-        for split in ("dev", "test"):
-            row.update({f"{split}_{k}": v for k, v in task.evaluate(model, data, split).items()})
+        with average.applied() if average else contextlib.nullcontext():   # scored: the average
+            for split in ("dev", "test"):
+                row.update({f"{split}_{k}": v for k, v in task.evaluate(model, data, split).items()})
         row.update(stats)
         results["epochs"].append(row)
         best = max(results["epochs"], key=lambda r: r["dev_acc"])   # first of equals
@@ -220,7 +227,7 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
         if out:
             write_json(out, results)
         if ckpt_dir:
-            checkpoint.save(ckpt_dir, model, opt, results)
+            checkpoint.save(ckpt_dir, model, opt, results, average)
     if bar is not None:
         bar.close()
     return results

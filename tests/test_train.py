@@ -55,6 +55,7 @@ def test_cli_writes_results_json(tmp_path, capsys):
     (["--k", "501"], "--k must be in [1, --hidden = 500]"),
     (["--batch-size", "0"], "--batch-size must be >= 1"),
     (["--dropout", "1"], "--dropout must be in [0, 1)"),
+    (["--average", "1"], "--average must be in [0, 1) (0: off)"),
     (["--resume"], "--resume needs --checkpoint DIR"),
     (["--lr", "-1"], "--lr must be > 0"),
 ])
@@ -84,13 +85,15 @@ def test_cli_reports_missing_gpu(capsys, monkeypatch):
 
 def _weights(ckpt_dir):
     state = sb.load(os.path.join(ckpt_dir, checkpoint.FILE))
-    return {f"{part}/{n}": a for part in ("model", "optimizer") for n, a in state[part].items()}
+    return {f"{part}/{n}": a for part in ("model", "optimizer", "average") for n, a in state.get(part, {}).items()}
 
 
-def test_resume_equals_an_uninterrupted_run(mnist, tmp_path):
-    # random-k and dropout draw from the generator: resume must restore it too
+@pytest.mark.parametrize("average", [0.0, 0.9])
+def test_resume_equals_an_uninterrupted_run(mnist, tmp_path, average):
+    # random-k and dropout draw from the generator: resume must restore it too;
+    # with --average, the average of the weights too (it is what the scores read)
     data = _small(mnist, 600)
-    cfg = T.Config(mode="random", k=5, hidden=24, dropout=0.2, epochs=3, seed=7)
+    cfg = T.Config(mode="random", k=5, hidden=24, dropout=0.2, epochs=3, seed=7, average=average)
     quiet = dict(progress=False, log=lambda s: None)
     full = T.run(cfg, data, ckpt_dir=str(tmp_path / "a"), **quiet)
     part = T.run(T.Config(**{**vars(cfg), "epochs": 1}), data, ckpt_dir=str(tmp_path / "b"), **quiet)
@@ -102,6 +105,7 @@ def test_resume_equals_an_uninterrupted_run(mnist, tmp_path):
         assert np.array_equal(a[n], b[n]), n
     strip = lambda r: [{k: v for k, v in e.items() if not k.endswith("_s")} for e in r["epochs"]]  # noqa: E731
     assert strip(resumed) == strip(full)
+    assert any(n.startswith("average/") for n in a) == bool(average)
 
 
 def test_resume_refuses_other_settings_and_missing_checkpoint(mnist, tmp_path):
