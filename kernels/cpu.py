@@ -21,7 +21,7 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `sgd_step`, `adagrad_step`, `adam_step` | the same | every parameter's rows in one call: one dispatch per step, not one per parameter |
 | `moving_average` | the same | one pass instead of NumPy's three (kernels/cpu_optim.py) |
 | `prepare_dy` | `prepare_dy` | this file's kernels called in turn (`_composed_prepare_dy`) |
-| `linear_forward`, `tanh_forward`, `tanh_backward`, `mul`, `gather_rows`, `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | re-exported from reference.py: BLAS or one NumPy call already |
+| `linear_forward`, `tanh_forward`, `tanh_backward`, `cube_forward`, `cube_backward`, `mul`, `gather_rows`, `empty`, `zeros`, `to_device`, `to_host`, `copy_to` | the same | re-exported from reference.py: BLAS or one NumPy call already |
 
 Written here: the top-k selections, the sparse backward products, the bias
 gradient, ReLU and the softmax cross-entropy (one pass each, where NumPy makes
@@ -55,7 +55,8 @@ from .cpu_optim import (  # noqa: F401
     sgd_step,
 )
 from .reference import (  # noqa: F401  (dense parts: BLAS already)
-    ACTIVATIONS, _composed_prepare_dy, copy_to, empty, gather_rows, linear_forward, mul, tanh_backward,
+    ACTIVATIONS, _composed_prepare_dy, copy_to, cube_backward, cube_forward, empty, gather_rows, linear_forward,
+    mul, tanh_backward,
     tanh_forward, to_device, to_host, zeros,
 )
 

@@ -17,7 +17,7 @@ they are copied to the device first.
 | `prepare_dy` | `prepare_dy` | the activation's derivative, the bias sums and the unified selection in one pass over dy, one launch |
 | `bias_grad` | `bias_grad` | coalesced column sums in float64 (cuda_select.py) |
 | `zero_unselected` | `zero_unselected` | one block per row, a binary search in the sorted rows |
-| `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
+| `relu_forward`, `relu_backward`, `tanh_forward`, `tanh_backward`, `cube_forward`, `cube_backward`, `mul` | the same | one element-wise kernel per dtype and operation |
 | `softmax_xent`, `softmax_xent_forward`, `softmax_xent_backward` | the same | one block, a thread per example: the loss and its gradient in one launch, the mean summed in a fixed order |
 | `gather_rows` | `gather_rows` | one thread per element: the minibatch of a data set kept on the GPU, x and labels in one launch |
 | `embedding_forward`, `embedding_backward` | the same | one thread per element; a word repeated in the batch adds atomically |
@@ -344,16 +344,16 @@ def unified_products(dx, dW, dy, x, W, k):
 
 
 # ---------------------------------------------------------------- element-wise
-RELU, RELU_BACK, TANH, TANH_BACK, MUL = range(5)
+RELU, RELU_BACK, TANH, TANH_BACK, CUBE, CUBE_BACK, MUL = range(7)
 
 
 def _make_elementwise(f):
-    zero, one = f(0), f(1)               # typed constants: float32 math stays float32
+    zero, one, three = f(0), f(1), f(3)  # typed constants: float32 math stays float32
 
     @gpu_kernel
     def kernel(out, a, b, op):
         """out, a, b: (B, n); one thread per element (flat index: no reshapes on the
-        host), op a launch argument so one compiled kernel serves all five."""
+        host), op a launch argument so one compiled kernel serves all seven."""
         e = cuda.grid(1)
         if e < out.size:
             r, c = e // out.shape[1], e % out.shape[1]
@@ -366,6 +366,10 @@ def _make_elementwise(f):
                 out[r, c] = math.tanh(v)
             elif op == TANH_BACK:
                 out[r, c] = v * (one - b[r, c] * b[r, c])
+            elif op == CUBE:
+                out[r, c] = v * v * v
+            elif op == CUBE_BACK:                      # b: the cube's input x
+                out[r, c] = b[r, c] * b[r, c] * v * three
             else:
                 out[r, c] = v * b[r, c]
     return kernel
@@ -392,6 +396,15 @@ def tanh_forward(y, x):
 def tanh_backward(dx, dy, y):
     """dx = dy (1 - y^2), y the tanh output.  All (B, n)."""
     _ew(dx, dy, y, TANH_BACK)
+
+
+def cube_forward(y, x):
+    _ew(y, x, x, CUBE)
+
+
+def cube_backward(dx, dy, x):
+    """dx = 3 x^2 dy, x the cube's input.  All (B, n)."""
+    _ew(dx, dy, x, CUBE_BACK)
 
 
 def mul(out, a, m):

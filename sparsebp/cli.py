@@ -73,7 +73,7 @@ def _add_common(t, d):
                    help="Adam's bias correction: per-row step counts, the global step, or none")
     t.add_argument("--init", choices=sorted(Linear.INITS), default=d.init,
                    help="weight init: csharp (the C# code's normal, std sqrt(6/(in+out))), glorot, pytorch")
-    t.add_argument("--activation", choices=["relu", "tanh"], default=d.activation,
+    t.add_argument("--activation", choices=["relu", "tanh", "cube"], default=d.activation,
                    help="hidden activation (the paper's MNIST MLP: relu)")
     t.add_argument("--seed", type=int, default=d.seed,
                    help="seeds weights, shuffles, dropout and random-k (same machine and threads: same run)")

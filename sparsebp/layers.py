@@ -203,6 +203,29 @@ class Tanh(Module):
         return "Tanh()"
 
 
+class Cube(Module):
+    """y = x^3; dx = 3 x^2 dy: Chen & Manning's parser activation, which the paper's
+    parser uses. Its derivative needs the input x, so it keeps x (not y) and no
+    Linear computes it fused (it has no `activation` name)."""
+
+    def forward(self, x):
+        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
+        self.x = x
+        y = self.buffer("y", x.shape, x.dtype)
+        K().cube_forward(y, x)
+        return y
+
+    def backward(self, dy):
+        x = self.saved("x")
+        check_dy(self, dy, x.shape, x.dtype)
+        dx = self.buffer("dx", dy.shape, dy.dtype)
+        K().cube_backward(dx, dy, x)
+        return dx
+
+    def __repr__(self):
+        return "Cube()"
+
+
 class Dropout(Module):
     """Inverted dropout: in training each unit is kept with probability 1 - p and
     scaled by 1 / (1 - p), so evaluation is the identity. The mask is drawn on

@@ -106,7 +106,7 @@ def test_every_module_is_callable():
     assert isinstance(lf, sb.Module)
 
 
-@pytest.mark.parametrize("layer", [sb.Linear(3, 2), sb.ReLU(), sb.Tanh(), sb.Dropout(0.5)])
+@pytest.mark.parametrize("layer", [sb.Linear(3, 2), sb.ReLU(), sb.Tanh(), sb.Cube(), sb.Dropout(0.5)])
 def test_list_input_names_the_layer(layer):
     with pytest.raises(TypeError, match=rf"{type(layer).__name__}\(.*got a list; convert it first: np.asarray"):
         layer([[1.0, 2.0, 3.0]])
@@ -117,7 +117,7 @@ def test_list_input_to_a_model_names_its_first_layer():
         _mlp()([[0.0] * 6])
 
 
-@pytest.mark.parametrize("layer", [sb.Linear(3, 2), sb.Linear(3, 2, k=1), sb.ReLU(), sb.Tanh(),
+@pytest.mark.parametrize("layer", [sb.Linear(3, 2), sb.Linear(3, 2, k=1), sb.ReLU(), sb.Tanh(), sb.Cube(),
                                    sb.Dropout(0.5), sb.Embedding(4, 2)])
 def test_backward_before_forward_names_the_layer(layer):
     with pytest.raises(RuntimeError, match=rf"{type(layer).__name__}\(.*\): backward\(\) called before forward\(\)"):
@@ -134,6 +134,7 @@ def test_loss_backward_before_forward():
     (sb.Linear(3, 2, k=1), np.ones((4, 3), np.float32), (2, 2)),
     (sb.ReLU(), np.ones((4, 3), np.float32), (3, 4)),
     (sb.Tanh(), np.ones((4, 3), np.float32), (4,)),
+    (sb.Cube(), np.ones((4, 3), np.float32), (4, 4)),
     (sb.Dropout(0.5), np.ones((4, 3), np.float32), (4, 2)),
     (sb.Embedding(5, 2), np.array([1, 2, 3]), (3, 3)),
 ])

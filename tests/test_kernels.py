@@ -421,15 +421,22 @@ def test_elementwise_and_loss_kernels_match_reference(kern, dtype):
     rng = np.random.default_rng(6)
     x, m = _dy(rng, 7, 13, dtype), (rng.random((7, 13)) > 0.5).astype(dtype) * 2
     x[0, 0] = 0.0
-    for fwd, bwd in [("relu_forward", "relu_backward"), ("tanh_forward", "tanh_backward")]:
+    for fwd, bwd in [("relu_forward", "relu_backward"), ("tanh_forward", "tanh_backward"),
+                     ("cube_forward", "cube_backward")]:
         want_y, got_y = np.empty_like(x), kern.empty(x.shape, dtype)
         getattr(R, fwd)(want_y, x)
         getattr(kern, fwd)(got_y, kern.to_device(x))
         assert_close(host(got_y), want_y, 1e-6, 1e-6)
+        saved = (x, kern.to_device(x)) if fwd == "cube_forward" else (want_y, got_y)  # cube keeps its input
         want_dx, got_dx = np.empty_like(x), kern.empty(x.shape, dtype)
-        getattr(R, bwd)(want_dx, m, want_y)
-        getattr(kern, bwd)(got_dx, kern.to_device(m), got_y)
+        getattr(R, bwd)(want_dx, m, saved[0])
+        getattr(kern, bwd)(got_dx, kern.to_device(m), saved[1])
         assert_close(host(got_dx), want_dx, 1e-6, 1e-6)
+    want = np.empty_like(x)                     # the reference against the formulas themselves
+    R.cube_forward(want, x)
+    assert_close(want, x.astype(np.float64) ** 3, 1e-6, 1e-5)
+    R.cube_backward(want, m, x)
+    assert_close(want, 3 * x.astype(np.float64) ** 2 * m, 1e-6, 1e-5)
     got = kern.empty(x.shape, dtype)
     kern.mul(got, kern.to_device(x), kern.to_device(m))
     assert np.array_equal(host(got), x * m)

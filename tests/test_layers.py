@@ -91,8 +91,8 @@ def test_topk_keeps_the_largest_entries(backend):
     assert layer.weight.rows.tolist() == [2, 3]
 
 
-@pytest.mark.parametrize("make", [sb.ReLU, sb.Tanh, lambda: sb.Dropout(0.3)],
-                         ids=["relu", "tanh", "dropout"])
+@pytest.mark.parametrize("make", [sb.ReLU, sb.Tanh, sb.Cube, lambda: sb.Dropout(0.3)],
+                         ids=["relu", "tanh", "cube", "dropout"])
 def test_elementwise_gradcheck(backend, make):
     layer = make()
     rng = np.random.default_rng(3)

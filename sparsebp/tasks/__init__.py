@@ -44,6 +44,6 @@ def mlp_errors(cfg):
     errors = []
     if cfg.mode != "dense" and not 1 <= cfg.k <= cfg.hidden:
         errors.append(f"--k must be in [1, --hidden = {cfg.hidden}] (got {cfg.k})")
-    if cfg.activation not in ("relu", "tanh"):
-        errors.append(f"--activation must be relu or tanh (got {cfg.activation})")
+    if cfg.activation not in ("relu", "tanh", "cube"):
+        errors.append(f"--activation must be relu, tanh or cube (got {cfg.activation})")
     return errors

@@ -9,7 +9,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..backend import K
-from ..layers import Dropout, Linear, ReLU, Tanh
+from ..layers import Cube, Dropout, Linear, ReLU, Tanh
 from ..module import Sequential
 from . import extra, mlp_errors
 
@@ -111,7 +111,7 @@ def build_mlp(n_in, n_out, cfg):
     """cfg.layers hidden layers of cfg.hidden units, meProp on each; the output
     layer stays dense, as in the paper's code."""
     k = None if cfg.mode == "dense" else cfg.k
-    act = {"relu": ReLU, "tanh": Tanh}[cfg.activation]
+    act = {"relu": ReLU, "tanh": Tanh, "cube": Cube}[cfg.activation]
     layers, width = [], n_in
     for _ in range(cfg.layers):
         layers += [Linear(width, cfg.hidden, k=k, mode=cfg.mode, init=cfg.init), act()]
