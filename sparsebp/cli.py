@@ -302,8 +302,10 @@ def _run(args, task, cfg, out, dist=None):
     data = task.load(cfg)
     if not dist or dist.is_root:
         print(f"sparsebp: {cfg.task}, {task.describe(data)}; mode={cfg.mode} k={cfg.k} "
-              f"hidden={cfg.hidden}x{cfg.layers} batch={cfg.batch_size} {cfg.optimizer} "
-              f"lr={cfg.lr} backend={cfg.backend}" + (f" ranks={dist.size}" if dist else ""),
+              f"hidden={cfg.hidden}x{cfg.layers} {cfg.activation} batch={cfg.batch_size} {cfg.optimizer} "
+              f"lr={cfg.lr}" + (f" dropout={cfg.dropout}" if cfg.dropout else "")
+              + (f" average={cfg.average}" if cfg.average else "") + f" backend={cfg.backend}"
+              + (f" ranks={dist.size}" if dist else ""),
               flush=True)
     res = T.run(cfg, data, out=out, ckpt_dir=args.checkpoint, resume=args.resume,
                 log=lambda s: print(s, flush=True), progress=not args.no_progress,

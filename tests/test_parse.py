@@ -150,9 +150,10 @@ def test_untrained_model_parses_every_sentence_into_a_tree(tb):
         _assert_well_formed(s.head.tolist(), s.deprel, len(s))
 
 
+@pytest.mark.parametrize("activation", ["tanh", "cube"])
 @pytest.mark.parametrize("mode", ["dense", "topk"])
-def test_a_few_steps_lower_the_loss(tb, mode):
-    cfg = T.Config(task="parse", hidden=32, k=8, mode=mode, activation="tanh", lr=1e-2,
+def test_a_few_steps_lower_the_loss(tb, mode, activation):
+    cfg = T.Config(task="parse", hidden=32, k=8, mode=mode, activation=activation, lr=1e-2,
                    extra={"embed": 8})
     sb.seed(0)
     model = P.build_model(cfg, tb)
