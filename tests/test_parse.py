@@ -221,3 +221,57 @@ def test_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "parse", "--no-progress"])
     assert "parse needs --data DIR" in capsys.readouterr().err
+
+
+def _tags_of(path, column="xpos"):
+    return [t for s in read_conllu(path) for t in getattr(s, column)]
+
+
+def test_pos_predict_then_parse_from_its_tags(treebank_dir, tmp_path, capsys):
+    tags_dir, out = tmp_path / "tags", tmp_path / "pos.json"
+    rc = cli.main(["train", "pos", "--data", treebank_dir, "--epochs", "3", "--hidden", "4", "--k", "2",
+                   "--embed", "4", "--batch-size", "2", "--min-count", "1", "--predict", str(tags_dir),
+                   "--out", str(out), "--no-progress"])
+    assert rc == 0
+    r = json.loads(out.read_text())
+    best = r["epochs"][r["best"]["epoch"] - 1]
+    gold = _tags_of(TINY)
+    for split in ("dev", "test"):          # the best-dev model's tags: its scores, recomputed
+        path = tags_dir / f"{split}.conllu"
+        assert [s.form for s in read_conllu(path)] == [s.form for s in read_conllu(TINY)]
+        acc = np.mean([a == b for a, b in zip(_tags_of(path), gold)])
+        assert acc == pytest.approx(best[f"{split}_acc"])
+    capsys.readouterr()
+    rc = cli.main(["train", "parse", "--data", treebank_dir, "--epochs", "1", "--hidden", "16", "--k", "4",
+                   "--embed", "8", "--batch-size", "8", "--min-count", "1", "--tags-from", str(tags_dir),
+                   "--out", str(tmp_path / "parse.json"), "--no-progress"])
+    assert rc == 0
+    acc = 100 * np.mean([a == b for a, b in zip(_tags_of(tags_dir / "dev.conllu"), gold)])
+    assert f"parsed from predicted tags: accuracy {acc:.2f}%" in capsys.readouterr().out
+
+
+def test_tags_from_replaces_only_the_tags_the_parser_reads(treebank_dir, tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    sents = read_conllu(TINY)
+    for s in sents:
+        s.xpos = ["NN"] * len(s)
+    for split in ("dev", "test"):
+        write_conllu(wrong / f"{split}.conllu", sents)
+    cfg = T.Config(task="parse", data=treebank_dir, extra={"tags_from": str(wrong)})
+    tb = P.load(cfg)
+    gold = _tags_of(TINY)
+    assert tb.tags_from_acc["dev"] == pytest.approx(np.mean([t == "NN" for t in gold]))
+    assert all(t == "NN" for s in tb.inputs["test"] for t in s.xpos)
+    assert [t for s in tb.gold["test"] for t in s.xpos] == gold          # scored against the gold trees
+    _, tag_ids, _ = P.padded(tb, tb.inputs["dev"])
+    nn = len(tb.words) + tb.tags.index(["NN"])[0]
+    assert set(tag_ids[:, 1:].ravel()) <= {nn, tb.nulls[1]}
+    sents[0].form = ["Other"] + sents[0].form[1:]                        # other words: refused
+    write_conllu(wrong / "dev.conllu", sents)
+    with pytest.raises(ValueError, match="sentence 1 of .*dev.conllu has other words"):
+        P.load(cfg)
+    os.remove(wrong / "test.conllu")
+    write_conllu(wrong / "dev.conllu", read_conllu(TINY))
+    with pytest.raises(FileNotFoundError, match="test.conllu not found"):
+        P.load(cfg)

@@ -3,7 +3,9 @@ transition classifier is an MLP over Chen & Manning's 48 embedded features,
 with meProp on its hidden layers (Sun et al. 2017: h = 500, k = 20).
 
 Data: a directory with train.conllu, dev.conllu and test.conllu (UD English EWT).
-Gold POS tags from the treebank (XPOS by default, `--tags upos`). The training set
+Gold POS tags from the treebank (XPOS by default, `--tags upos`); `--tags-from DIR`
+parses dev and test from predicted tags instead (DIR/dev.conllu, DIR/test.conllu,
+e.g. the POS task's `--predict DIR`), still trained on the gold ones. The training set
 is the oracle transitions of its projective sentences (the non-projective ones
 are counted and skipped), computed once at load time; a training unit, and the
 minibatch, is a transition. dev/test are parsed greedily, all sentences at once.
@@ -44,6 +46,10 @@ ARGUMENTS = [
                               "word's vector is trained)")),
     ("--predict", dict(default=None, metavar="FILE",
                        help="write the test set parsed by the best-dev model here (CoNLL-U)")),
+    ("--tags-from", dict(default=None, metavar="DIR",
+                         help="parse dev and test with the tags of DIR/dev.conllu and DIR/test.conllu "
+                              "(predicted ones: `sparsebp train pos --predict DIR`) instead of the gold "
+                              "tags; training keeps the gold tags")),
 ]
 PUNCT = "PUNCT"
 SPECIALS = ("<null>", "<root>")          # after Vocab's <unk> (id 0): ids NULL and ROOT
@@ -70,6 +76,8 @@ class Treebank:
     the "no label" entry and the L labels (offset len(words) + len(tags)).
     train_x : (T, 48) int32 feature ids; train_y : (T,) int32 transitions.
     gold : {"dev": [Sentence], "test": [Sentence]}.
+    inputs : the same sentences with the tags the parser reads: the gold ones,
+    or with --tags-from the predicted ones; tags_from_acc : their accuracy.
     """
     words: Vocab
     tags: Vocab
@@ -82,6 +90,8 @@ class Treebank:
     non_projective: int
     features_s: float
     predict: str = None        # --predict: the file for the test set at the best-dev epoch
+    inputs: dict = None
+    tags_from_acc: dict = None
     best_dev: float = -1.0     # the best dev UAS so far, and whether the last dev score was it
     dev_is_best: bool = False
 
@@ -171,8 +181,11 @@ def load(cfg):
     words = Vocab((_word(f) for s in train for f in s.form), cfg.extra.get("min_count", 2), SPECIALS)
     tags = Vocab((t for s in train for t in getattr(s, column)), 1, SPECIALS)
     labels = sorted({d for s in train for d in s.deprel})
-    tb = Treebank(words, tags, labels, column, None, None, {"dev": sents["dev"], "test": sents["test"]},
-                  len(train), 0, 0.0, predict=cfg.extra.get("predict"))
+    gold = {"dev": sents["dev"], "test": sents["test"]}
+    tb = Treebank(words, tags, labels, column, None, None, gold, len(train), 0, 0.0,
+                  predict=cfg.extra.get("predict"), inputs=gold)
+    if cfg.extra.get("tags_from"):
+        tb.inputs, tb.tags_from_acc = _predicted_tags(cfg.extra["tags_from"], gold, column)
     _oracle_features(tb, train[:1])         # Numba loads its cache: not the work to time
     t0 = time.perf_counter()
     tb.train_x, tb.train_y, proj = _oracle_features(tb, train)
@@ -181,11 +194,40 @@ def load(cfg):
     return tb
 
 
+def _predicted_tags(directory, gold, column):
+    """({"dev", "test"}: copies of the gold sentences with the `column` tags of
+    DIR/dev.conllu and DIR/test.conllu, {"dev", "test"}: their tag accuracy).
+    The files must hold the gold files' words, sentence by sentence."""
+    inputs, acc = {}, {}
+    for split, sentences in gold.items():
+        path = os.path.join(directory, f"{split}.conllu")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--tags-from: {path} not found (it needs dev.conllu and test.conllu)")
+        other = read_conllu(path)
+        if len(other) != len(sentences):
+            raise ValueError(f"--tags-from: {path} has {len(other)} sentences, the gold {split} set "
+                             f"{len(sentences)}")
+        inputs[split], right, words = [], 0, 0
+        for i, (g, o) in enumerate(zip(sentences, other)):
+            if g.form != o.form:
+                raise ValueError(f"--tags-from: sentence {i + 1} of {path} has other words than the gold one")
+            p = copy.copy(g)
+            setattr(p, column, getattr(o, column))
+            right += sum(a == b for a, b in zip(getattr(g, column), getattr(o, column)))
+            words += len(g)
+            inputs[split].append(p)
+        acc[split] = right / max(words, 1)
+    return inputs, acc
+
+
 def describe(tb):
+    tags = "" if not tb.tags_from_acc else (
+        f" (dev/test parsed from predicted tags: accuracy {100 * tb.tags_from_acc['dev']:.2f}% / "
+        f"{100 * tb.tags_from_acc['test']:.2f}%)")
     return (f"{tb.n_train_sentences} train sentences ({tb.non_projective} non-projective skipped), "
             f"{len(tb.train_y)} oracle transitions (features in {tb.features_s:.1f}s) / "
             f"{len(tb.gold['dev'])} dev / {len(tb.gold['test'])} test sentences; "
-            f"{len(tb.words)} words, {len(tb.tags)} {tb.tag_column} tags, {len(tb.labels)} labels")
+            f"{len(tb.words)} words, {len(tb.tags)} {tb.tag_column} tags{tags}, {len(tb.labels)} labels")
 
 
 def n_train(tb):
@@ -291,7 +333,7 @@ def score_files(pred_path, gold_path):
 def evaluate(model, tb, split):
     """UAS ("acc") and LAS of the split parsed by the model, and the parsing time."""
     t0 = time.perf_counter()
-    pred = parse(model, tb, tb.gold[split])
+    pred = parse(model, tb, tb.inputs[split])
     seconds = time.perf_counter() - t0
     s = score(pred, tb.gold[split])
     if split == "dev":

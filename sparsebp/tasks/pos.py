@@ -17,7 +17,8 @@ Then a BiLSTM (`--hidden` units each way, meProp per --mode/--k on both LSTMs;
 layer over the tags; the loss is softmax cross-entropy over the real (unpadded) words.
 
 Metric (`acc`): token accuracy over every word of the split (a tag unseen in
-training counts as wrong).
+training counts as wrong). `--predict DIR` writes dev.conllu and test.conllu there,
+tagged by the model of the best dev epoch (the parser reads them with `--tags-from`).
 
 Defaults (DEFAULTS): h = 64, 32 sentences per minibatch, dropout 0.25, 8 epochs: an
 epoch of EWT is about 13 s of one core. k = 16 (of the 4h = 256 gate
@@ -25,13 +26,14 @@ pre-activations) by a rule on EWT's dev set: the smallest k within 0.1 point of
 dense (README, "POS tagging"); the measured runs used `--lr 0.002`. The paper's
 setting: `--hidden 500 --batch-size 1 --k 5`.
 """
+import copy
 import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from ..backend import K
-from ..data import Vocab, read_conllu
+from ..data import Vocab, read_conllu, write_conllu
 from ..layers import Dropout, Embedding, Linear
 from ..lstm import BiLSTM
 from ..module import Module
@@ -54,6 +56,9 @@ ARGUMENTS = [
     ("--per-gate", dict(action="store_true",
                         help="meProp keeps k units of each LSTM gate (4k) instead of k of all 4h")),
     ("--eval-batch", dict(type=int, default=256, help="sentences per batch when evaluating")),
+    ("--predict", dict(default=None, metavar="DIR",
+                       help="write DIR/dev.conllu and DIR/test.conllu with the tags of the best-dev model "
+                            "in the --tagset column (for the parser's --tags-from DIR)")),
 ]
 N_FEATURES = 4
 EVAL_BATCH = 256
@@ -144,6 +149,10 @@ class Corpus:
     tagset: str
     splits: dict          # "train", "dev", "test" -> Split
     eval_batch: int = EVAL_BATCH
+    gold: dict = None     # "dev", "test" -> [Sentence] as read (what --predict copies)
+    predict: str = None   # --predict DIR
+    best_dev: float = -1.0
+    dev_is_best: bool = False
 
     @property
     def n_ids(self):
@@ -184,7 +193,10 @@ def load(cfg):
               Vocab(feats[3], 1)]
     offsets = np.cumsum([0] + [len(v) for v in vocabs[:-1]]).astype(np.int32)
     tags = list(Vocab(t for s in train for t in getattr(s, tagset)).itos[1:])   # no <unk> class
-    corpus = Corpus(vocabs, offsets, tags, tagset, {}, extra(cfg, "eval_batch", EVAL_BATCH))
+    corpus = Corpus(vocabs, offsets, tags, tagset, {}, extra(cfg, "eval_batch", EVAL_BATCH),
+                    gold={"dev": sents["dev"], "test": sents["test"]}, predict=extra(cfg, "predict", None))
+    if corpus.predict:
+        os.makedirs(corpus.predict, exist_ok=True)     # an unwritable DIR fails now, not after an epoch
     corpus.splits = {"train": _split(train, corpus), "dev": _split(sents["dev"], corpus),
                      "test": _split(sents["test"], corpus)}
     return corpus
@@ -292,9 +304,27 @@ def predict(model, split, batch_size=EVAL_BATCH):
 
 
 def evaluate(model, c, split):
+    """Tag accuracy of the split; with --predict, the tagged split is written at
+    each new best dev score (dev when scored, test after it)."""
     sp = c.splits[split]
     pred = predict(model, sp, c.eval_batch)
-    return {"acc": float(np.mean(pred == sp.tags)) if len(sp.tags) else 0.0}
+    acc = float(np.mean(pred == sp.tags)) if len(sp.tags) else 0.0
+    if split == "dev":
+        c.dev_is_best, c.best_dev = acc > c.best_dev, max(c.best_dev, acc)
+    if c.predict and c.dev_is_best:
+        write_conllu(os.path.join(c.predict, f"{split}.conllu"), tagged(c, split, pred))
+    return {"acc": acc}
+
+
+def tagged(c, split, pred):
+    """Copies of the split's sentences with the predicted tags (pred: (P,) class
+    ids, the words end to end) in the --tagset column."""
+    out, starts = [], c.splits[split].starts
+    for i, s in enumerate(c.gold[split]):
+        p = copy.copy(s)
+        setattr(p, c.tagset, [c.tags[t] for t in pred[starts[i]:starts[i + 1]]])
+        out.append(p)
+    return out
 
 
 def small_config(cfg):
