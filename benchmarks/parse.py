@@ -1,9 +1,10 @@
 """The parser's training step and greedy decoding, dense vs meProp, side by side.
 
-    python -m benchmarks.parse --data DIR [--batches 100 1000] [--quick] [--out FILE]
+    python -m benchmarks.parse --data DIR [--batches 100 1000] [--embed 100] [--quick] [--out FILE]
 
 DIR holds train.conllu and dev.conllu (UD English EWT). The model is the task's
-(`sparsebp/tasks/parse.py`): 48 features x 50 dims = 2,400 inputs, one hidden
+(`sparsebp/tasks/parse.py`): 48 features x 100 dims (the task's default, `--embed`)
+= 4,800 inputs, one hidden
 layer of 500 (tanh), 2L + 1 transitions, Adam. What is timed, on one thread:
 
 (a) one training step on a minibatch of B oracle transitions of the training set,
@@ -47,11 +48,12 @@ from sparsebp.data import read_conllu  # noqa: E402
 from sparsebp.tasks import parse as P  # noqa: E402
 
 K_PAPER = 20
+EMBED = [P.EMBED]        # the embedding size of every model built here (main's --embed)
 
 
-def config(mode, hidden=500, k=K_PAPER, embed=50):
+def config(mode, hidden=500, k=K_PAPER, embed=None):
     return T.Config(task="parse", mode=mode, k=k, hidden=hidden, layers=1, activation="tanh",
-                    extra={"embed": embed})
+                    extra={"embed": embed or EMBED[0]})
 
 
 def build(tb, mode, backend="cpu", **kw):
@@ -206,9 +208,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a directory with train.conllu and dev.conllu")
     ap.add_argument("--batches", type=int, nargs="+", default=[100, 1000], help="minibatch sizes B")
+    ap.add_argument("--embed", type=int, default=P.EMBED, help="embedding size of each of the 48 features")
     ap.add_argument("--quick", action="store_true", help="short timings, 200 dev sentences")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     a = ap.parse_args(argv)
+    EMBED[0] = a.embed
     set_threads(1)
     sb.set_backend("cpu")
     try:
@@ -218,11 +222,11 @@ def main(argv=None):
     dev = read_conllu(os.path.join(a.data, "dev.conllu"))[:200 if a.quick else None]
     timer = Timer(budget_s=0.1 if a.quick else 1.0, clock="cpu")
     load = os.getloadavg()
-    res = {"machine": machine(), "load_before": load, "data": P.describe(tb),
+    res = {"machine": machine(), "load_before": load, "data": P.describe(tb), "embed": a.embed,
            "step": [r for B in a.batches for r in bench_step(timer, tb, B)],
            "decode": bench_decode(tb, dev)}
     res["load_after"] = os.getloadavg()
-    print(f"# parser benchmark ({res['data']})\nload average before {load[0]:.1f} {load[1]:.1f} "
+    print(f"# parser benchmark ({res['data']}; {a.embed}-dimensional embeddings)\nload average before {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f}, after {res['load_after'][0]:.1f} on {os.cpu_count()} cores; times are "
           "this process's CPU time (waiting for a core not counted, cache contention still is)")
     for key, (title, cols) in TABLES.items():
