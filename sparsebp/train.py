@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import checkpoint, serialize, tasks
+from .average import WeightAverage
 from .backend import rng, synchronize
 from .layers import SoftmaxCrossEntropy
-from .average import WeightAverage
 from .optim import CLIP, SGD, AdaGrad, Adam
 from .timing import BackwardTimer
 from .warmup import kernels_note

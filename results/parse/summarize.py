@@ -1,20 +1,23 @@
-"""The parsing results table: python results/parse/summarize.py (from the JSON files here).
+"""The parsing results table: python results/parse/summarize.py [DIR] (from the JSON
+files in DIR, by default this folder).
 
 Per run: epochs run, the best-dev epoch, dev and test UAS/LAS at it, and the mean
 wall-clock seconds per epoch of each part (on the shared, loaded machine); then
-mean and spread (min-max) over seeds of each setting.
+mean, sample standard deviation and range (min-max) over seeds of each setting.
 """
 import glob
 import json
 import os
+import statistics
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARTS = ("forward_s", "backward_s", "linear_backward_s", "update_s", "dev_parse_s", "test_parse_s")
 
 
-def load():
+def load(folder=HERE):
     runs = []
-    for path in sorted(glob.glob(os.path.join(HERE, "*-seed*.json"))):
+    for path in sorted(glob.glob(os.path.join(folder, "*-seed*.json"))):
         r = json.load(open(path))
         c, E = r["config"], r["epochs"]
         b = E[r["best"]["epoch"] - 1]
@@ -26,7 +29,7 @@ def load():
 
 
 def main():
-    runs = load()
+    runs = load(sys.argv[1] if len(sys.argv) > 1 else HERE)
     print("| run | epochs run | best dev epoch | dev UAS | dev LAS | test UAS | test LAS | forward s "
           "| backward s (linear) | update s | parse dev + test s |\n|" + " --- |" * 11)
     for r in runs:
@@ -34,7 +37,7 @@ def main():
               f"{100 * r['dev_las']:.2f} | {100 * r['test']:.2f} | {100 * r['test_las']:.2f} | "
               f"{r['forward_s']:.0f} | {r['backward_s']:.0f} ({r['linear_backward_s']:.0f}) | "
               f"{r['update_s']:.0f} | {r['dev_parse_s'] + r['test_parse_s']:.0f} |")
-    print("\n| setting | seeds | dev UAS | test UAS (min-max) | test LAS |\n| --- | --- | --- | --- | --- |")
+    print("\n| setting | seeds | dev UAS | test UAS ± sd (min-max) | test LAS |\n| --- | --- | --- | --- | --- |")
     groups = {}
     for r in runs:
         if r["epochs"] > r["best"] or r["epochs"] == r["planned"]:   # not a run stopped while rising
@@ -42,8 +45,9 @@ def main():
     for (mode, dropout), rs in groups.items():
         t = [100 * r["test"] for r in rs]
         mean = lambda k: sum(100 * r[k] for r in rs) / len(rs)  # noqa: E731
+        sd = f" ± {statistics.stdev(t):.2f}" if len(t) > 1 else ""
         print(f"| {mode}, dropout {dropout} | {', '.join(str(r['seed']) for r in rs)} | {mean('dev'):.2f} | "
-              f"{sum(t) / len(t):.2f} ({min(t):.2f}-{max(t):.2f}) | {mean('test_las'):.2f} |")
+              f"{sum(t) / len(t):.2f}{sd} ({min(t):.2f}-{max(t):.2f}) | {mean('test_las'):.2f} |")
 
 
 if __name__ == "__main__":
