@@ -159,71 +159,66 @@ class Embedding(Module):
         return None
 
 
-class ReLU(Module):
+class _Activation(Module):
+    """An element-wise activation: forward y = f(x) keeps what its derivative
+    needs (`keeps`: its output "y", or its input "x"), backward dx = dy f'(.).
+    The subclasses name the two kernels (`_forward`, `_backward`)."""
+
+    keeps = "y"
+
+    def forward(self, x):
+        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
+        self.x, self.y = x, self.buffer("y", x.shape, x.dtype)
+        self._forward(self.y, x)
+        return self.y
+
+    def backward(self, dy):
+        kept = self.saved(self.keeps)
+        check_dy(self, dy, kept.shape, kept.dtype)
+        dx = self.buffer("dx", dy.shape, dy.dtype)
+        self._backward(dx, dy, kept)
+        return dx
+
+    def __repr__(self):
+        return f"{type(self).__name__}()"
+
+
+class ReLU(_Activation):
     """y = max(x, 0); dx = dy where y > 0."""
 
     activation = "relu"          # the name a Linear before it computes it with (Sequential)
 
-    def forward(self, x):
-        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
-        self.y = self.buffer("y", x.shape, x.dtype)
-        K().relu_forward(self.y, x)
-        return self.y
+    def _forward(self, y, x):
+        K().relu_forward(y, x)
 
-    def backward(self, dy):
-        y = self.saved("y")
-        check_dy(self, dy, y.shape, y.dtype)
-        dx = self.buffer("dx", dy.shape, dy.dtype)
+    def _backward(self, dx, dy, y):
         K().relu_backward(dx, dy, y)
-        return dx
-
-    def __repr__(self):
-        return "ReLU()"
 
 
-class Tanh(Module):
+class Tanh(_Activation):
     """y = tanh(x); dx = dy (1 - y^2)."""
 
     activation = "tanh"
 
-    def forward(self, x):
-        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
-        self.y = self.buffer("y", x.shape, x.dtype)
-        K().tanh_forward(self.y, x)
-        return self.y
+    def _forward(self, y, x):
+        K().tanh_forward(y, x)
 
-    def backward(self, dy):
-        y = self.saved("y")
-        check_dy(self, dy, y.shape, y.dtype)
-        dx = self.buffer("dx", dy.shape, dy.dtype)
+    def _backward(self, dx, dy, y):
         K().tanh_backward(dx, dy, y)
-        return dx
-
-    def __repr__(self):
-        return "Tanh()"
 
 
-class Cube(Module):
+class Cube(_Activation):
     """y = x^3; dx = 3 x^2 dy: Chen & Manning's parser activation, which the paper's
-    parser uses. Its derivative needs the input x, so it keeps x (not y) and no
-    Linear computes it fused (it has no `activation` name)."""
+    parser uses. Its derivative needs the input x, so it keeps x, and no Linear
+    computes it fused (it has no `activation` name)."""
 
-    def forward(self, x):
-        check_input(self, x, (None,) * len(getattr(x, "shape", ())))
-        self.x = x
-        y = self.buffer("y", x.shape, x.dtype)
+    keeps = "x"
+
+    def _forward(self, y, x):
         K().cube_forward(y, x)
-        return y
 
-    def backward(self, dy):
-        x = self.saved("x")
-        check_dy(self, dy, x.shape, x.dtype)
-        dx = self.buffer("dx", dy.shape, dy.dtype)
+    def _backward(self, dx, dy, x):
         K().cube_backward(dx, dy, x)
-        return dx
-
-    def __repr__(self):
-        return "Cube()"
 
 
 class Dropout(Module):
