@@ -201,7 +201,7 @@ def bench_breakdown(timer, B=50, n=500, k=20):
         "unified: select (topk_unified)": lambda: C.topk_unified(u, dy, k),
         "unified: gather dy[:, idx]": lambda: C._gather_columns(dy, u),
         "unified: dx and dW, hand loops (the default here)": lambda: C._unified_part(dx, dW, x, W, u, dyk, dykT, ar, 0, B, 0, k),
-        "unified: dx and dW, BLAS (when B >= 32, B k >= 2048)": lambda: C._unified_blas(dx, dW, dy, x, W, u)})
+        "unified: dx and dW, BLAS (when B >= 32, B k >= 1600)": lambda: C._unified_blas(dx, dW, dy, x, W, u)})
     union = len(C.union_rows(idx, n))
     return [dict(B=B, n=n, k=k, part=name, us=v, union_rows=union) for name, v in t.items()]
 

@@ -9,7 +9,7 @@ plain first version of the three meProp kernels, a rung to read before these.
 | `topk_unified` | `topk_unified` | column sums of abs(dy) read row by row (contiguous), then the same `_select` on the n sums |
 | `union_rows` | `union_rows` | a mark per row, then one pass over the n_out marks: O(B k + n_out), no sort |
 | `topk_backward` | `topk_backward` | dx: each example combines its k rows of W, 4 per pass (`_combo`); dW: the B k kept entries grouped by row first (`_by_row`), so each row of dW is written once |
-| `unified_backward` | `unified_backward` | the k kept columns gathered once both ways round; dx and dW rows two at a time, each row of W or x loaded once for both (`_combo2`); from B >= 32 and B k >= 2048 the two gathered products go to BLAS (the measured rule at `BLAS_MIN_BATCH`) |
+| `unified_backward` | `unified_backward` | the k kept columns gathered once both ways round; dx and dW rows two at a time, each row of W or x loaded once for both (`_combo2`); from B >= 32 and B k >= 1600 the two gathered products go to BLAS (the measured rule at `BLAS_MIN_BATCH`) |
 | `dense_backward` | `dense_backward` | BLAS; at B = 1 dW is an outer product (np.multiply: 5x faster than matmul there) |
 | `bias_grad` | `bias_grad` | one pass, row by row, no temporary |
 | `relu_forward`, `relu_backward` | the same | one fused pass, no boolean mask |
@@ -601,13 +601,15 @@ def _unified_backward(dx, dW, dy, x, W, idx, nt):
 #   hand loops at B = 128, k = 50, 3x at 256 x 4000, k = 50; at B k of a few hundred
 #   to about 2000 the two are within 20% either way, and below B = 32 the hand loops
 #   are 1.2-2.3x faster (BLAS's fixed costs: two calls, the gathered rows of W, a
-#   temporary for dW's rows and its scatter).
+#   temporary for dW's rows and its scatter). At B = 32, k = 50 (B k = 1600) BLAS
+#   was as fast or faster at n = 500, 2000 and 4000 on the idle machine (0.95-1.2x
+#   against the hand loops' 0.89-0.96x of the reference at n = 4000), hence 1600.
 # - per-example, B >= BLAS_MIN_BATCH: BLAS on the union of the selections (r rows,
 #   zeros where an example did not keep a row) only when r <= BLAS_MAX_UNION_PER_K * k:
 #   the hand loops do B k n_in multiply-adds, BLAS B r n_in, and BLAS was at most
 #   about 1.5x faster per multiply-add (even at r = 2k the hand loops were as fast).
 BLAS_MIN_BATCH = 32
-BLAS_MIN_BLOCK = 2048
+BLAS_MIN_BLOCK = 1600
 BLAS_MAX_UNION_PER_K = 1.5
 
 

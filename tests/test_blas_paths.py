@@ -93,7 +93,7 @@ def test_rule_unified_blas_from_min_batch_and_block(monkeypatch):
     rng = np.random.default_rng(4)
     B0, k0 = C.BLAS_MIN_BATCH, -(-C.BLAS_MIN_BLOCK // C.BLAS_MIN_BATCH)      # B0 k0 >= the block
     cases = [(B0 - 1, C.BLAS_MIN_BLOCK, "hand"), (B0, k0, "blas"), (B0, k0 - 1, "hand"),
-             (4 * B0, k0 // 4, "blas"), (1, 5, "hand")]
+             (4 * B0, -(-k0 // 4), "blas"), (1, 5, "hand")]
     for B, k, want in cases:
         dy, x, W = _case(rng, B, max(k, 40), 12, np.float32)
         idx = np.empty(k, np.int32)

@@ -20,6 +20,8 @@ def load(folder=HERE):
     for path in sorted(glob.glob(os.path.join(folder, "*-seed*.json"))):
         r = json.load(open(path))
         c, E = r["config"], r["epochs"]
+        if c["task"] != "parse":              # e.g. the POS tagger of predicted/
+            continue
         b = E[r["best"]["epoch"] - 1]
         runs.append(dict(name=os.path.basename(path)[:-5], mode=c["mode"], dropout=c["dropout"],
                          seed=c["seed"], epochs=len(E), planned=c["epochs"], best=b["epoch"], dev=b["dev_acc"],
