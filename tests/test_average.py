@@ -130,3 +130,35 @@ def test_a_run_scores_the_average_and_trains_as_without_it():
         scored = mnist_task.accuracy(model, data.dev_x, data.dev_y)
     assert scored == averaged["epochs"][0]["dev_acc"]
     assert raw == plain["epochs"][0]["dev_acc"] != scored
+
+
+def test_average_of_a_model_trained_on_each_backend(backend):
+    """The average of real training steps on every backend (the GPU's arrays
+    included): the float64 oracle from host snapshots, the swap, the state."""
+    sb.seed(4)
+    model = sb.Sequential(sb.Linear(5, 4, k=2, mode="topk"), sb.Tanh(), sb.Linear(4, 3))
+    opt = sb.Adam(model.parameters(), lr=0.05)
+    loss_fn = sb.SoftmaxCrossEntropy()
+    avg = WeightAverage(model.parameters(), 0.6, every=2)
+    rng = np.random.default_rng(7)
+    want = None
+    for step in range(1, 9):
+        x, y = rng.standard_normal((6, 5)).astype(np.float32), rng.integers(0, 3, 6)
+        loss_fn(model(x), y)
+        model.backward(loss_fn.backward())
+        opt.step()
+        avg.update()
+        if step % 2 == 0:
+            a = max(1 - 0.6 ** 2, 1 / avg.samples)
+            now = [host(p.data).astype(np.float64) for p in model.parameters()]
+            want = now if want is None else [w + a * (s - w) for w, s in zip(want, now)]
+    own = [host(p.data).copy() for p in model.parameters()]
+    with avg.applied():
+        for p, w in zip(model.parameters(), want):
+            assert_close(host(p.data), w, 1e-6, 1e-5)
+    for p, o in zip(model.parameters(), own):
+        assert np.array_equal(host(p.data), o)
+    again = WeightAverage(model.parameters(), 0.6, every=2)
+    again.load_state_dict(avg.state_dict())
+    for x, y in zip(again.averages, avg.averages):
+        assert np.array_equal(host(x), host(y))
