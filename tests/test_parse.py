@@ -275,3 +275,17 @@ def test_tags_from_replaces_only_the_tags_the_parser_reads(treebank_dir, tmp_pat
     write_conllu(wrong / "dev.conllu", read_conllu(TINY))
     with pytest.raises(FileNotFoundError, match="test.conllu not found"):
         P.load(cfg)
+
+
+def test_resume_remembers_the_best_dev_score_for_predict(treebank_dir, tmp_path):
+    # after a resume, --predict must not overwrite the best epoch's parses with a worse epoch's
+    cfg = T.Config(task="parse", data=treebank_dir, hidden=16, k=4, epochs=2, batch_size=8, average=0.9,
+                   extra={"embed": 8, "min_count": 1, "predict": str(tmp_path / "pred.conllu")})
+    quiet = dict(progress=False, log=lambda s: None)
+    first = T.run(T.Config(**{**vars(cfg), "epochs": 1}), P.load(cfg), ckpt_dir=str(tmp_path / "c"), **quiet)
+    tb = P.load(cfg)
+    assert tb.best_dev == -1.0
+    T.run(T.Config(**{**vars(cfg), "epochs": 1}), tb, ckpt_dir=str(tmp_path / "c"), resume=True, **quiet)
+    assert tb.best_dev == first["epochs"][0]["dev_acc"] > 0          # restored, nothing trained
+    res = T.run(cfg, tb, ckpt_dir=str(tmp_path / "c"), resume=True, **quiet)
+    assert tb.best_dev == max(e["dev_acc"] for e in res["epochs"]) and len(res["epochs"]) == 2
