@@ -48,12 +48,11 @@ from sparsebp.data import read_conllu  # noqa: E402
 from sparsebp.tasks import parse as P  # noqa: E402
 
 K_PAPER = 20
-EMBED = [P.EMBED]        # the embedding size of every model built here (main's --embed)
 
 
-def config(mode, hidden=500, k=K_PAPER, embed=None):
+def config(mode, hidden=500, k=K_PAPER, embed=P.EMBED):
     return T.Config(task="parse", mode=mode, k=k, hidden=hidden, layers=1, activation="tanh",
-                    extra={"embed": embed or EMBED[0]})
+                    extra={"embed": embed})
 
 
 def build(tb, mode, backend="cpu", **kw):
@@ -113,9 +112,9 @@ def torch_step_fns(tb, weights, batches):
     return forward, one_step, model
 
 
-def validate_torch(tb, x, y):
+def validate_torch(tb, x, y, embed=P.EMBED):
     """PyTorch's gradients of one dense step against the reference's."""
-    model, opt, loss_fn = build(tb, "dense", "numpy")
+    model, opt, loss_fn = build(tb, "dense", "numpy", embed=embed)
     weights = [p.data.copy() for p in model.parameters()]
     with sb.using("numpy"):
         loss_fn(model(x), y)
@@ -127,14 +126,14 @@ def validate_torch(tb, x, y):
         close(f"torch gradient {i}", q.grad.numpy(), p.dense_grad())
 
 
-def bench_step(timer, tb, B):
-    """Rows of (a) for minibatches of B transitions."""
+def bench_step(timer, tb, B, embed=P.EMBED):
+    """Rows of (a) for minibatches of B transitions (features of `embed` numbers)."""
     rng = np.random.default_rng(B)
     batches = [P.batch(tb, rng.integers(0, P.n_train(tb), B)) for _ in range(INPUTS)]
     fns, models = {}, {}
     for mode in ("dense", "topk"):
-        validate_step(tb, mode, *batches[0])
-        model, opt, loss_fn = models[mode] = build(tb, mode)
+        validate_step(tb, mode, *batches[0], embed=embed)
+        model, opt, loss_fn = models[mode] = build(tb, mode, embed=embed)
         hidden = model.layers[1].layers[0]
 
         def forward(x, y, model=model, loss_fn=loss_fn):
@@ -148,8 +147,8 @@ def bench_step(timer, tb, B):
         hidden.dy_saved = np.random.default_rng(0).standard_normal((B, hidden.n_out)).astype(np.float32)
         hidden.x = model.layers[0](batches[0][0])
     if torch is not None:
-        validate_torch(tb, *batches[0])
-        weights = [p.data.copy() for p in build(tb, "dense")[0].parameters()]
+        validate_torch(tb, *batches[0], embed=embed)
+        weights = [p.data.copy() for p in build(tb, "dense", embed=embed)[0].parameters()]
         tf, ts, _ = torch_step_fns(tb, weights, batches)
         fns.update({("torch dense", "forward_us"): lambda: tf(), ("torch dense", "step_us"): ts})
     t = timer(fns)
@@ -164,9 +163,9 @@ def bench_step(timer, tb, B):
     return rows
 
 
-def bench_decode(tb, sentences, repeats=2):
+def bench_decode(tb, sentences, embed=P.EMBED, repeats=2):
     """(b): the best of `repeats` parses of all sentences at once."""
-    model = build(tb, "dense")[0].eval()
+    model = build(tb, "dense", embed=embed)[0].eval()
     word, tag, n = P.padded(tb, sentences)
     best = None
     for _ in range(repeats):
@@ -212,7 +211,6 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="short timings, 200 dev sentences")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     a = ap.parse_args(argv)
-    EMBED[0] = a.embed
     set_threads(1)
     sb.set_backend("cpu")
     try:
@@ -223,8 +221,8 @@ def main(argv=None):
     timer = Timer(budget_s=0.1 if a.quick else 1.0, clock="cpu")
     load = os.getloadavg()
     res = {"machine": machine(), "load_before": load, "data": P.describe(tb), "embed": a.embed,
-           "step": [r for B in a.batches for r in bench_step(timer, tb, B)],
-           "decode": bench_decode(tb, dev)}
+           "step": [r for B in a.batches for r in bench_step(timer, tb, B, a.embed)],
+           "decode": bench_decode(tb, dev, a.embed)}
     res["load_after"] = os.getloadavg()
     print(f"# parser benchmark ({res['data']}; {a.embed}-dimensional embeddings)\nload average before {load[0]:.1f} {load[1]:.1f} "
           f"{load[2]:.1f}, after {res['load_after'][0]:.1f} on {os.cpu_count()} cores; times are "

@@ -39,14 +39,18 @@ class WeightAverage:
             raise ValueError(f"WeightAverage: every must be >= 1, got {every!r}")
         self.params, self.decay, self.every = list(params), float(decay), int(every)
         self.averages = [K().zeros(p.data.shape, p.data.dtype) for p in self.params]
-        self.steps = self.samples = 0
+        self.steps = 0
+
+    @property
+    def samples(self):
+        """How many times the weights have been sampled."""
+        return self.steps // self.every
 
     def update(self):
         """Count one optimizer step; every `every` steps, move the average toward the weights."""
         self.steps += 1
         if self.steps % self.every:
             return
-        self.samples += 1
         a = max(1.0 - self.decay ** self.every, 1.0 / self.samples)
         for avg, p in zip(self.averages, self.params):
             K().moving_average(avg, p.data, a)
@@ -70,14 +74,14 @@ class WeightAverage:
             p.data, self.averages[i] = self.averages[i], p.data
 
     def state_dict(self):
-        """{"I": host copy of parameter I's average, "steps", "samples"}."""
+        """{"I": host copy of parameter I's average, "steps"}."""
         state = {str(i): np.array(K().to_host(a)) for i, a in enumerate(self.averages)}
-        state.update(steps=np.int64(self.steps), samples=np.int64(self.samples))
+        state["steps"] = np.int64(self.steps)
         return state
 
     def load_state_dict(self, d):
         """Restore `state_dict` (the same parameters in the same order)."""
-        want = {str(i) for i in range(len(self.averages))} | {"steps", "samples"}
+        want = {str(i) for i in range(len(self.averages))} | {"steps"}
         if set(d) != want:
             raise ValueError(f"WeightAverage.load_state_dict: the state does not fit these parameters: "
                              f"missing {sorted(want - set(d))}, unexpected {sorted(set(d) - want)}")
@@ -87,4 +91,4 @@ class WeightAverage:
                 raise ValueError(f"WeightAverage.load_state_dict: average {i} has shape {src.shape} "
                                  f"in the state, {tuple(a.shape)} here")
             self.averages[i] = K().to_device(src.astype(a.dtype))
-        self.steps, self.samples = int(d["steps"]), int(d["samples"])
+        self.steps = int(d["steps"])

@@ -204,7 +204,7 @@ def run(cfg, data, out=None, ckpt_dir=None, resume=False, log=print, progress=Tr
     if resume:
         results = checkpoint.load(ckpt_dir, model, opt, cfg, average)
         log(f"resumed from {ckpt_dir} after epoch {len(results['epochs'])}")
-        if hasattr(data, "best_dev") and results["epochs"]:     # --predict writes only a better epoch
+        if hasattr(data, "best_dev") and results["epochs"]:     # tasks.best_dev_so_far: --predict
             data.best_dev = max(e["dev_acc"] for e in results["epochs"])
     if dist:
         dist.start(results)

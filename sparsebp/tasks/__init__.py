@@ -39,6 +39,16 @@ def extra(cfg, name, default):
     return default if value is None else value
 
 
+def best_dev_so_far(data, split, score):
+    """--predict's rule (parse, pos: they write the output of the best dev epoch):
+    after scoring dev, record whether `score` is the best dev score so far in
+    data.best_dev and data.dev_is_best (train.run restores best_dev on --resume);
+    returns whether this epoch's output, dev's or test's after it, is the best's."""
+    if split == "dev":
+        data.dev_is_best, data.best_dev = score > data.best_dev, max(data.best_dev, score)
+    return data.dev_is_best
+
+
 def mlp_errors(cfg):
     """The checks every task with a meProp MLP of cfg.hidden units makes (mnist, parse)."""
     errors = []

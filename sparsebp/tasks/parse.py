@@ -26,7 +26,7 @@ from ..backend import K
 from ..data import Vocab, read_conllu, write_conllu
 from ..layers import Embedding
 from ..module import Module, Sequential
-from . import mlp_errors
+from . import best_dev_so_far, mlp_errors
 from .mnist import build_mlp
 
 NAME = "parse"
@@ -336,9 +336,7 @@ def evaluate(model, tb, split):
     pred = parse(model, tb, tb.inputs[split])
     seconds = time.perf_counter() - t0
     s = score(pred, tb.gold[split])
-    if split == "dev":
-        tb.dev_is_best, tb.best_dev = s["uas"] > tb.best_dev, max(tb.best_dev, s["uas"])
-    elif tb.predict and tb.dev_is_best:
+    if best_dev_so_far(tb, split, s["uas"]) and tb.predict and split == "test":
         write_conllu(tb.predict, pred)     # the test set at the best-dev epoch
     return {"acc": s["uas"], "las": s["las"], "parse_s": seconds}
 

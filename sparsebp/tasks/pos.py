@@ -37,7 +37,7 @@ from ..data import Vocab, read_conllu, write_conllu
 from ..layers import Dropout, Embedding, Linear
 from ..lstm import BiLSTM
 from ..module import Module
-from . import extra
+from . import best_dev_so_far, extra
 
 NAME = "pos"
 HELP = "BiLSTM part-of-speech tagger with meProp on the LSTMs, on CoNLL-U (e.g. UD English EWT)"
@@ -62,11 +62,6 @@ ARGUMENTS = [
 ]
 N_FEATURES = 4
 EVAL_BATCH = 256
-
-
-def extra(cfg, name, default):
-    value = cfg.extra.get(name)
-    return default if value is None else value
 
 
 def data_dir(cfg):
@@ -309,9 +304,7 @@ def evaluate(model, c, split):
     sp = c.splits[split]
     pred = predict(model, sp, c.eval_batch)
     acc = float(np.mean(pred == sp.tags)) if len(sp.tags) else 0.0
-    if split == "dev":
-        c.dev_is_best, c.best_dev = acc > c.best_dev, max(c.best_dev, acc)
-    if c.predict and c.dev_is_best:
+    if best_dev_so_far(c, split, acc) and c.predict:
         write_conllu(os.path.join(c.predict, f"{split}.conllu"), tagged(c, split, pred))
     return {"acc": acc}
 
